@@ -1,0 +1,25 @@
+package rbac
+
+import "time"
+
+// A Principal is the verified identity behind a credential and what it was
+// granted. Principals are built once (when a credential is first resolved)
+// and shared read-only afterwards: no field may be modified once the
+// Principal has been handed out.
+type Principal struct {
+	Subject      string              // who the credential belongs to
+	Kind         string              // credential kind: "api_key", "agent", "pat", "imported"
+	KeyID        string              // identifier of the credential record
+	Roles        []string            // global roles
+	ProjectRoles map[string][]string // roles per project, domain or realm
+	Scopes       []string            // patterns the credential carries itself
+	ExpiresAt    time.Time           // when the credential stops being valid; zero means never
+	Grants       *Matcher            // Scopes, compiled
+}
+
+// Allows reports whether p holds a grant for scope, and which pattern grants
+// it. Roles grant nothing until a policy assigns them scopes, so this checks
+// the principal's own scopes only. It allocates nothing.
+func (p *Principal) Allows(scope string) (grant string, ok bool) {
+	return p.Grants.Match(scope)
+}
