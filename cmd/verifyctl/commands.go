@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"flag"
+)
+
+// A command is one verifyctl command ("keys create", "verify", ...).
+type command struct {
+	name     string // as typed: "keys create"
+	synopsis string // usage line after "verifyctl "
+	summary  string // one line for the command list
+	help     string // flags and details for "verifyctl help <name>"
+	minArgs  int    // positional arguments accepted
+	maxArgs  int
+	// bind registers the command's own flags on fs and returns the function
+	// that runs the command once fs has been parsed.
+	bind func(fs *flag.FlagSet) func(ctx context.Context, s *session, args []string) error
+}
+
+// commands lists every command in the order help shows them.
+var commands = []*command{
+	keysCreateCmd,
+	keysImportCmd,
+	keysListCmd,
+	keysGetCmd,
+	keysRevokeCmd,
+	keysRotateCmd,
+	verifyCmd,
+	versionCmd,
+}
+
+// lookup returns the command called name, or nil.
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}

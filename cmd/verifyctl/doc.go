@@ -1,0 +1,17 @@
+// Command verifyctl is the operator's command line for verifyd. It talks to a
+// running daemon over its HTTP API: it creates, imports, lists, shows,
+// revokes and rotates keys, and checks a token, optionally against a scope.
+//
+// Usage:
+//
+//	verifyctl [--addr A] [--admin-key K] [-o table|json] [--timeout 10s] <command>
+//
+// The daemon address comes from --addr or $VERIFYD_ADDR (default
+// http://127.0.0.1:8080; a bare host:port means http). The admin key comes
+// from $VERIFYD_ADMIN_KEY or --admin-key; the environment variable is the
+// safer choice, since command-line flags are visible to other users in ps.
+// Flags may be given before or after positional arguments.
+//
+// Run "verifyctl help" for the commands, the handling of secrets and the exit
+// statuses; the same text is in usage.go.
+package main

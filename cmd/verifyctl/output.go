@@ -1,0 +1,198 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/verifyd/verifyd/internal/adminclient"
+)
+
+// printJSON writes v to standard output as indented JSON. v is one of the
+// adminclient wire types, so the output has the daemon's field names.
+func (s *session) printJSON(v any) error {
+	enc := json.NewEncoder(s.stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// printKey prints one key: as JSON, or as a field list.
+func (s *session) printKey(k adminclient.Key) error {
+	if s.g.output.json {
+		return s.printJSON(k)
+	}
+	return writeKeyDetails(s.stdout, k)
+}
+
+// printKeys prints a key list: as JSON, or as an aligned table.
+func (s *session) printKeys(keys []adminclient.Key) error {
+	if s.g.output.json {
+		if keys == nil {
+			keys = []adminclient.Key{}
+		}
+		return s.printJSON(adminclient.KeyList{Keys: keys})
+	}
+	tw := newTabWriter(s.stdout)
+	fmt.Fprintln(tw, "ID\tKIND\tSUBJECT\tNAME\tSTATUS\tCREATED\tEXPIRES\tLAST USED")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			clean(k.ID), clean(k.Kind), clean(k.Subject), clean(k.Name), clean(k.Status),
+			fmtTime(k.CreatedAt), fmtTime(k.ExpiresAt), fmtTime(k.LastUsedAt))
+	}
+	return tw.Flush()
+}
+
+// secretNotice is printed on standard error whenever a secret is printed.
+const secretNotice = "The secret is shown only this once: store it now. It cannot be retrieved again."
+
+// printNewSecret prints a key that carries a fresh secret (after create or
+// rotate). In table mode the secret alone goes to standard output, so it can
+// be captured or redirected, and the details go to standard error; in JSON
+// mode the whole key goes to standard output.
+func (s *session) printNewSecret(k adminclient.Key, verb string) error {
+	if clean(k.Secret) != k.Secret {
+		return fmt.Errorf("daemon %s key %s but returned a secret with unprintable characters", verb, clean(k.ID))
+	}
+	if s.g.output.json {
+		if err := s.printJSON(k); err != nil {
+			return err
+		}
+		fmt.Fprintln(s.stderr, secretNotice)
+		return nil
+	}
+	fmt.Fprintf(s.stderr, "%s key %s for %s\n", verb, clean(k.ID), clean(k.Subject))
+	if err := writeKeyDetails(s.stderr, k); err != nil {
+		return err
+	}
+	fmt.Fprintln(s.stderr, secretNotice)
+	_, err := fmt.Fprintln(s.stdout, k.Secret)
+	return err
+}
+
+// printDecision prints a verify decision: as JSON, or as a field list.
+func (s *session) printDecision(r adminclient.VerifyResult) error {
+	if s.g.output.json {
+		return s.printJSON(r)
+	}
+	tw := newTabWriter(s.stdout)
+	row := func(name, value string) { fmt.Fprintf(tw, "%s:\t%s\n", name, value) }
+	row("allow", strconv.FormatBool(r.Allow))
+	row("status", clean(r.Status))
+	if r.Allow {
+		row("subject", clean(r.Subject))
+		row("kind", clean(r.Kind))
+		row("key id", clean(r.KeyID))
+		row("roles", cleanList(r.Roles))
+		row("grant", clean(r.Grant))
+		row("expires", fmtTime(r.ExpiresAt))
+		row("cache ttl", (time.Duration(r.CacheTTLMS) * time.Millisecond).String())
+	} else {
+		row("code", clean(r.Code))
+		row("message", clean(r.Message))
+	}
+	return tw.Flush()
+}
+
+// writeKeyDetails writes k as an aligned list of fields, one per line. The
+// secret is never part of it.
+func writeKeyDetails(w io.Writer, k adminclient.Key) error {
+	tw := newTabWriter(w)
+	row := func(name, value string) { fmt.Fprintf(tw, "%s:\t%s\n", name, value) }
+	row("id", clean(k.ID))
+	row("kind", clean(k.Kind))
+	row("subject", clean(k.Subject))
+	row("name", clean(k.Name))
+	row("description", clean(k.Description))
+	row("status", clean(k.Status))
+	row("version", strconv.FormatUint(k.Version, 10))
+	row("scopes", cleanList(k.Scopes))
+	row("roles", cleanList(k.Roles))
+	row("project roles", fmtProjectRoles(k.ProjectRoles))
+	row("metadata", fmtMetadata(k.Metadata))
+	row("creator", clean(k.Creator))
+	row("created", fmtTime(k.CreatedAt))
+	row("expires", fmtTime(k.ExpiresAt))
+	if !k.RevokedAt.IsZero() {
+		row("revoked", fmtTime(k.RevokedAt))
+	}
+	row("last used", fmtTime(k.LastUsedAt))
+	if !k.PreviousValidUntil.IsZero() {
+		row("old secret valid until", fmtTime(k.PreviousValidUntil))
+	}
+	return tw.Flush()
+}
+
+func newTabWriter(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}
+
+// fmtTime formats t in RFC 3339, UTC; the zero time is "-".
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// clean makes a value from the daemon safe to put in a table cell: "-" when
+// empty, and quoted with escapes when it holds anything but printable
+// characters (a tab would break the columns, an escape sequence would reach
+// the terminal).
+func clean(s string) string {
+	if s == "" {
+		return "-"
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// cleanList joins values with ", "; an empty list is "-".
+func cleanList(vs []string) string {
+	if len(vs) == 0 {
+		return "-"
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = clean(v)
+	}
+	return strings.Join(out, ", ")
+}
+
+// fmtProjectRoles formats project roles as "p1=editor,viewer p2=admin",
+// sorted by project.
+func fmtProjectRoles(m map[string][]string) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	parts := make([]string, 0, len(m))
+	for _, p := range slices.Sorted(maps.Keys(m)) {
+		roles := make([]string, len(m[p]))
+		for i, r := range m[p] {
+			roles[i] = clean(r)
+		}
+		parts = append(parts, clean(p)+"="+strings.Join(roles, ","))
+	}
+	return strings.Join(parts, " ")
+}
+
+// fmtMetadata formats metadata as "k1=v1 k2=v2", sorted by key.
+func fmtMetadata(m map[string]string) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, clean(k)+"="+clean(m[k]))
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,219 @@
+package adminclient
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Credential kinds, as used in [Key.Kind], [KeySpec.Kind] and
+// [VerifyResult.Kind].
+const (
+	KindAPIKey   = "api_key"  // a generated vk_ key; the default for create
+	KindAgent    = "agent"    // an AgentMsg-style 43-character bearer token
+	KindPAT      = "pat"      // a personal access token, pat_<id>_<secret>
+	KindImported = "imported" // a key migrated from another system
+)
+
+// Key statuses, as used in [Key.Status].
+const (
+	KeyActive  = "active"
+	KeyRevoked = "revoked"
+	KeyExpired = "expired"
+)
+
+// Decision statuses, as used in [VerifyResult.Status].
+const (
+	StatusOK           = "ok"
+	StatusMalformed    = "malformed"
+	StatusUnknown      = "unknown"
+	StatusExpired      = "expired"
+	StatusRevoked      = "revoked"
+	StatusForbidden    = "forbidden"
+	StatusUnavailable  = "unavailable"
+	StatusInvalidScope = "invalid_scope"
+)
+
+// Error codes, as used in [APIError.Code] and [VerifyResult.Code]. Each goes
+// with one HTTP status, named in its comment; the lower-case form of the code
+// is the accompanying "error" member.
+const (
+	CodeBadRequest         = "BAD_REQUEST"         // 400
+	CodeUnauthorized       = "UNAUTHORIZED"        // 401
+	CodeForbidden          = "FORBIDDEN"           // 403
+	CodeNotFound           = "NOT_FOUND"           // 404
+	CodeRateLimited        = "RATE_LIMITED"        // 429
+	CodeServiceUnavailable = "SERVICE_UNAVAILABLE" // 503
+)
+
+// Duration is a time.Duration that travels in JSON as a Go duration string
+// such as "720h0m0s" or "10m" (see [time.ParseDuration]). The zero value is
+// omitted from requests and means "the daemon's default".
+type Duration time.Duration
+
+// MarshalText encodes d as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(time.Duration(d).String()), nil
+}
+
+// UnmarshalText decodes a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("adminclient: invalid duration %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// A Key is a credential record as the daemon returns it. It never holds the
+// secret except in the answer to a create or rotate, where [Key.Secret] is
+// set and shown only that once.
+//
+// Timestamps are UTC; the optional ones are zero when unset and are then
+// omitted from the JSON.
+type Key struct {
+	ID           string              `json:"id"`                      // 22-character record id
+	Kind         string              `json:"kind"`                    // one of the Kind constants
+	Subject      string              `json:"subject"`                 // who the credential belongs to
+	Name         string              `json:"name"`                    // short label chosen by the operator
+	Description  string              `json:"description"`             // free text
+	Scopes       []string            `json:"scopes,omitempty"`        // granted scope patterns
+	Roles        []string            `json:"roles,omitempty"`         // global roles
+	ProjectRoles map[string][]string `json:"project_roles,omitempty"` // roles per project, domain or realm
+	Metadata     map[string]string   `json:"metadata,omitempty"`      // small operator-defined map
+	Creator      string              `json:"creator"`                 // who created the record
+	Status       string              `json:"status"`                  // one of the Key status constants
+	Version      uint64              `json:"version"`                 // record version, bumped by every change
+
+	CreatedAt          time.Time `json:"created_at"`
+	ExpiresAt          time.Time `json:"expires_at,omitzero"`           // zero: never expires
+	RevokedAt          time.Time `json:"revoked_at,omitzero"`           // zero: not revoked
+	LastUsedAt         time.Time `json:"last_used_at,omitzero"`         // zero: never used (or not yet recorded)
+	PreviousValidUntil time.Time `json:"previous_valid_until,omitzero"` // after a rotation with grace: when the old secret stops
+
+	// Secret is the plaintext credential, set only in the answer to a create
+	// or a rotate. It is never stored by the daemon and cannot be fetched
+	// again.
+	Secret string `json:"secret,omitempty"`
+}
+
+// LogValue implements [slog.LogValuer]. It logs the record's identity and
+// never the secret.
+func (k Key) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("id", k.ID),
+		slog.String("kind", k.Kind),
+		slog.String("subject", k.Subject),
+		slog.String("status", k.Status),
+	}
+	if k.Secret != "" {
+		attrs = append(attrs, slog.String("secret", "REDACTED"))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// A KeySpec describes a key to create: the body of POST /v1/admin/keys.
+// Only Subject is required.
+type KeySpec struct {
+	Subject      string              `json:"subject"`
+	Kind         string              `json:"kind,omitempty"` // empty: api_key for create, imported for import
+	Name         string              `json:"name,omitempty"`
+	Description  string              `json:"description,omitempty"`
+	Scopes       []string            `json:"scopes,omitempty"`
+	Roles        []string            `json:"roles,omitempty"`
+	ProjectRoles map[string][]string `json:"project_roles,omitempty"`
+	Metadata     map[string]string   `json:"metadata,omitempty"`
+	ExpiresIn    Duration            `json:"expires_in,omitzero"` // zero: the daemon's default validity for the kind
+}
+
+// An ImportRequest is the body of POST /v1/admin/keys/import: a [KeySpec]
+// plus the existing secret to store (its hash, on the daemon's side).
+type ImportRequest struct {
+	KeySpec
+	Secret string `json:"secret"`
+}
+
+// LogValue implements [slog.LogValuer]. It never logs the secret.
+func (r ImportRequest) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("subject", r.Subject),
+		slog.String("kind", r.Kind),
+		slog.String("secret", "REDACTED"),
+	)
+}
+
+// A RotateRequest is the body of POST /v1/admin/keys/{id}/rotate.
+type RotateRequest struct {
+	// Grace is how long the old secret keeps working after the rotation.
+	// Zero means it stops at once.
+	Grace Duration `json:"grace,omitzero"`
+}
+
+// A KeyList is the body of the answer to GET /v1/admin/keys.
+type KeyList struct {
+	Keys []Key `json:"keys"`
+}
+
+// A VerifyRequest is the body of POST /v1/verify.
+type VerifyRequest struct {
+	Token string `json:"token"`
+	Scope string `json:"scope,omitempty"` // empty: check the credential only
+}
+
+// LogValue implements [slog.LogValuer]. It logs the scope and never the
+// token.
+func (r VerifyRequest) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("token", "REDACTED"),
+		slog.String("scope", r.Scope),
+	)
+}
+
+// A VerifyResult is the daemon's decision on a token: the body of every
+// answer to POST /v1/verify. An allowed token (HTTP 200) fills the identity
+// fields; a refused one (401, 403, or 400 and 503 for the invalid_scope and
+// unavailable statuses) fills Code, Error and Message instead.
+type VerifyResult struct {
+	Allow      bool      `json:"allow"`
+	Status     string    `json:"status"`                // one of the Status constants
+	Subject    string    `json:"subject,omitempty"`     // set when allowed
+	Kind       string    `json:"kind,omitempty"`        // set when allowed
+	KeyID      string    `json:"key_id,omitempty"`      // set when allowed and the credential is a stored key
+	Roles      []string  `json:"roles,omitempty"`       // set when allowed
+	Grant      string    `json:"grant,omitempty"`       // the pattern that granted the requested scope
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`   // zero: the credential does not expire
+	CacheTTLMS int64     `json:"cache_ttl_ms,omitzero"` // how long, in milliseconds, the caller may cache an allow
+	Code       string    `json:"code,omitempty"`        // set when refused: one of the Code constants
+	Error      string    `json:"error,omitempty"`       // set when refused: Code in lower case
+	Message    string    `json:"message,omitempty"`     // set when refused: human-readable reason
+}
+
+// APIError is a daemon error answer: any 4xx or 5xx status, with the body
+// {"code","error","message"}. When the body is not such an object (an error
+// page from a proxy, say), Code, Err and Message are empty and only Status is
+// set.
+type APIError struct {
+	Status  int    `json:"-"`       // HTTP status code
+	Code    string `json:"code"`    // one of the Code constants
+	Err     string `json:"error"`   // Code in lower case
+	Message string `json:"message"` // human-readable, safe to show to the operator
+}
+
+// Error returns "adminclient: <status> <code>: <message>", leaving out what
+// the daemon did not send and falling back to the HTTP status text.
+func (e *APIError) Error() string {
+	head := fmt.Sprintf("adminclient: %d", e.Status)
+	if e.Code != "" {
+		head += " " + e.Code
+	}
+	switch {
+	case e.Message != "":
+		return head + ": " + e.Message
+	case e.Code != "":
+		return head
+	default:
+		return head + " " + http.StatusText(e.Status)
+	}
+}

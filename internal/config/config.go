@@ -1,0 +1,243 @@
+// Package config loads verifyd's daemon configuration: built-in defaults,
+// then a YAML file, then VERIFYD_* environment variables, then command-line
+// flags, each overriding the one before. Only cmd/ uses it; packages receive
+// typed Options built from a Config.
+//
+// Secrets are never read from flags (they would show in ps): the admin key
+// comes from VERIFYD_ADMIN_KEY only.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the daemon's configuration. The YAML keys are the snake_case
+// names in the field tags; README.md documents each one.
+type Config struct {
+	// DataDir holds the Pebble store. Default "./data".
+	DataDir string `yaml:"data_dir"`
+	// CreateDataDir creates an empty store when DataDir holds none. Default
+	// true; set false in production so that a wrong path fails instead of
+	// starting empty.
+	CreateDataDir bool `yaml:"create_data_dir"`
+	// Socket is the Unix socket path of the binary protocol. Default
+	// "./verifyd.sock".
+	Socket string `yaml:"socket"`
+	HTTP   HTTP   `yaml:"http"`
+	Cache  Cache  `yaml:"cache"`
+	Verify Verify `yaml:"verify"`
+	Log    Log    `yaml:"log"`
+	// AdminKey is the admin key, from VERIFYD_ADMIN_KEY only (never from the
+	// file or flags). Empty means: use the key generated on first start.
+	AdminKey string `yaml:"-"`
+}
+
+// HTTP configures the HTTP listener.
+type HTTP struct {
+	// Addr is the listen address. Default "127.0.0.1:8080".
+	Addr string `yaml:"addr"`
+	// MaxBodyBytes limits request bodies. Default 65536.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// ReadTimeout, WriteTimeout bound one request. Default 10s each.
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Default 2m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxConnections bounds concurrent connections. Default 16384.
+	MaxConnections int `yaml:"max_connections"`
+	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
+	// Default 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Cache configures the credential cache in front of the store.
+type Cache struct {
+	// Entries is the number of resolved credentials kept. Default 1048576.
+	Entries int64 `yaml:"entries"`
+	// NegativeEntries is the number of unknown digests remembered. Default
+	// 65536.
+	NegativeEntries int64 `yaml:"negative_entries"`
+	// NegativeTTL is how long an unknown digest is remembered. Default 10s.
+	NegativeTTL time.Duration `yaml:"negative_ttl"`
+}
+
+// Verify configures decisions.
+type Verify struct {
+	// CacheTTL bounds the cache_ttl_ms callers may apply. Default 5s; a
+	// negative value tells callers not to cache.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format"`
+}
+
+// Default returns the embedded default configuration.
+func Default() Config {
+	return Config{
+		DataDir:       "./data",
+		CreateDataDir: true,
+		Socket:        "./verifyd.sock",
+		HTTP: HTTP{
+			Addr:            "127.0.0.1:8080",
+			MaxBodyBytes:    64 << 10,
+			ReadTimeout:     10 * time.Second,
+			WriteTimeout:    10 * time.Second,
+			IdleTimeout:     2 * time.Minute,
+			MaxConnections:  16384,
+			ShutdownTimeout: 10 * time.Second,
+		},
+		Cache:  Cache{Entries: 1 << 20, NegativeEntries: 1 << 16, NegativeTTL: 10 * time.Second},
+		Verify: Verify{CacheTTL: 5 * time.Second},
+		Log:    Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load builds the configuration from args (without the program name) and
+// the environment lookup function getenv. It returns the configuration and
+// whether --reset-admin-key was given. flag.ErrHelp is returned for -h.
+func Load(args []string, getenv func(string) string, usage *bytes.Buffer) (Config, bool, error) {
+	fs := flag.NewFlagSet("verifyd", flag.ContinueOnError)
+	if usage != nil {
+		fs.SetOutput(usage)
+	}
+	configPath := fs.String("config", getenv("VERIFYD_CONFIG"), "YAML configuration `file` (env VERIFYD_CONFIG)")
+	dataDir := fs.String("data-dir", "", "data `directory` of the store (env VERIFYD_DATA_DIR; default ./data)")
+	httpAddr := fs.String("http-addr", "", "HTTP listen `address` (env VERIFYD_HTTP_ADDR; default 127.0.0.1:8080)")
+	socket := fs.String("socket", "", "Unix socket `path` of the binary protocol (env VERIFYD_SOCKET; default ./verifyd.sock)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (env VERIFYD_LOG_LEVEL; default info)")
+	reset := fs.Bool("reset-admin-key", false, "generate a new admin key, print it once, store its hash and exit (stop the daemon first)")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, false, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, false, fmt.Errorf("config: unexpected argument %q (see -h)", fs.Arg(0))
+	}
+	c := Default()
+	if *configPath != "" {
+		if err := c.loadFile(*configPath); err != nil {
+			return Config{}, false, err
+		}
+	}
+	if err := c.applyEnv(getenv); err != nil {
+		return Config{}, false, err
+	}
+	for _, f := range []struct {
+		val string
+		dst *string
+	}{{*dataDir, &c.DataDir}, {*httpAddr, &c.HTTP.Addr}, {*socket, &c.Socket}, {*logLevel, &c.Log.Level}} {
+		if f.val != "" {
+			*f.dst = f.val
+		}
+	}
+	return c, *reset, c.Validate()
+}
+
+func (c *Config) loadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	return nil
+}
+
+// applyEnv applies the VERIFYD_* variables.
+func (c *Config) applyEnv(getenv func(string) string) error {
+	var errs []error
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	str("VERIFYD_DATA_DIR", &c.DataDir)
+	str("VERIFYD_HTTP_ADDR", &c.HTTP.Addr)
+	str("VERIFYD_SOCKET", &c.Socket)
+	str("VERIFYD_LOG_LEVEL", &c.Log.Level)
+	str("VERIFYD_LOG_FORMAT", &c.Log.Format)
+	str("VERIFYD_ADMIN_KEY", &c.AdminKey)
+	if v := getenv("VERIFYD_CREATE_DATA_DIR"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("config: VERIFYD_CREATE_DATA_DIR=%q is not true or false", v))
+		}
+		c.CreateDataDir = b
+	}
+	if v := getenv("VERIFYD_CACHE_ENTRIES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("config: VERIFYD_CACHE_ENTRIES=%q is not a number", v))
+		}
+		c.Cache.Entries = n
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every problem in c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("config: "+format, args...)) }
+	if c.DataDir == "" {
+		bad("data_dir is empty")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		bad("http.addr %q is not host:port", c.HTTP.Addr)
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		bad("http.max_body_bytes %d is below 1024", c.HTTP.MaxBodyBytes)
+	}
+	for name, d := range map[string]time.Duration{
+		"http.read_timeout": c.HTTP.ReadTimeout, "http.write_timeout": c.HTTP.WriteTimeout,
+		"http.idle_timeout": c.HTTP.IdleTimeout, "http.shutdown_timeout": c.HTTP.ShutdownTimeout,
+		"cache.negative_ttl": c.Cache.NegativeTTL,
+	} {
+		if d <= 0 {
+			bad("%s must be a positive duration such as \"10s\"", name)
+		}
+	}
+	if c.HTTP.MaxConnections <= 0 {
+		bad("http.max_connections must be positive")
+	}
+	if c.Cache.Entries <= 0 || c.Cache.NegativeEntries <= 0 {
+		bad("cache.entries and cache.negative_entries must be positive")
+	}
+	if _, err := c.LogLevel(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format %q is not text or json", c.Log.Format)
+	}
+	if c.AdminKey != "" && (len(c.AdminKey) < 16 || len(c.AdminKey) > 512 || strings.ContainsAny(c.AdminKey, " \t\r\n")) {
+		bad("VERIFYD_ADMIN_KEY must be 16-512 bytes without whitespace")
+	}
+	return errors.Join(errs...)
+}
+
+// LogLevel returns the slog level of c.Log.Level.
+func (c *Config) LogLevel() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		return 0, fmt.Errorf("config: log.level %q is not debug, info, warn or error", c.Log.Level)
+	}
+	return l, nil
+}

@@ -1,0 +1,86 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, reset, err := Load(nil, env(nil), nil)
+	if err != nil || reset {
+		t.Fatal(err, reset)
+	}
+	if c.DataDir != "./data" || c.HTTP.Addr != "127.0.0.1:8080" || c.Socket != "./verifyd.sock" || !c.CreateDataDir {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestPrecedenceFileEnvFlags(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "verifyd.yaml")
+	os.WriteFile(path, []byte("data_dir: /from/file\nhttp:\n  addr: 127.0.0.1:1\n  read_timeout: 3s\nlog:\n  level: debug\n"), 0o600)
+	c, _, err := Load([]string{"--config", path, "--http-addr", "127.0.0.1:3"},
+		env(map[string]string{"VERIFYD_HTTP_ADDR": "127.0.0.1:2", "VERIFYD_DATA_DIR": "/from/env", "VERIFYD_ADMIN_KEY": "admin-key-from-env-123"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/from/env" || c.HTTP.Addr != "127.0.0.1:3" || c.HTTP.ReadTimeout != 3*time.Second || c.Log.Level != "debug" || c.AdminKey != "admin-key-from-env-123" {
+		t.Fatalf("got %+v", c)
+	}
+	if c.HTTP.WriteTimeout != 10*time.Second {
+		t.Fatal("a key absent from the file lost its default")
+	}
+}
+
+func TestErrorsNameTheProblem(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o600)
+		return p
+	}
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{"unknown key", []string{"--config", write("a.yaml", "http:\n  adr: x\n")}, nil, []string{"line 2", "adr"}},
+		{"missing file", []string{"--config", filepath.Join(dir, "nope.yaml")}, nil, []string{"nope.yaml"}},
+		{"bad values", []string{"--config", write("b.yaml", "http:\n  addr: nowhere\n  max_body_bytes: 10\nlog:\n  level: loud\n  format: xml\n")}, nil,
+			[]string{"http.addr", "max_body_bytes", "log.level", "log.format"}},
+		{"bad env", nil, map[string]string{"VERIFYD_CREATE_DATA_DIR": "maybe", "VERIFYD_CACHE_ENTRIES": "lots"}, []string{"VERIFYD_CREATE_DATA_DIR", "VERIFYD_CACHE_ENTRIES"}},
+		{"short admin key", nil, map[string]string{"VERIFYD_ADMIN_KEY": "short"}, []string{"VERIFYD_ADMIN_KEY"}},
+		{"stray argument", []string{"serve"}, nil, []string{`"serve"`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := Load(tc.args, env(tc.env), nil)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "short") && tc.name == "short admin key" {
+				t.Error("the error echoes the admin key")
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	if _, _, err := Load([]string{"-h"}, env(nil), nil); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("got %v", err)
+	}
+}
