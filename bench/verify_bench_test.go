@@ -1,0 +1,205 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/verifyd/verifyd/keystore"
+	"github.com/verifyd/verifyd/verify"
+	"github.com/verifyd/verifyd/verify/credential"
+)
+
+// Sizes of the key sets.
+const (
+	manyKeys = 1 << 20 // cache_hit: 1M cached keys picked at random
+	hotKeys  = 1 << 10 // cache_hit_hot
+	coldKeys = 1 << 17 // store_hit and unknown
+)
+
+// rng is a xorshift generator: cheap enough not to show in the figures.
+type rng uint64
+
+func (r *rng) next() uint64 {
+	x := uint64(*r)
+	x ^= x << 13
+	x ^= x >> 7
+	x ^= x << 17
+	*r = rng(x)
+	return x
+}
+
+// env is a store with keys and a verifier over it.
+type env struct {
+	v       *verify.Verifier
+	store   *keystore.Store
+	minter  *credential.Minter
+	secrets []string
+}
+
+// newEnv creates n API keys granting tool:data:* in a store under dir,
+// written in synced batches, with a cache of cacheEntries.
+func newEnv(b *testing.B, dir string, n int, cacheEntries int64) *env {
+	b.Helper()
+	store, err := keystore.Open(dir, &keystore.Options{CacheEntries: cacheEntries})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ck, _ := credential.NewChecksumKey()
+	minter, err := credential.NewMinter(ck)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := verify.New(store, minter, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := &env{v: v, store: store, minter: minter, secrets: make([]string, n)}
+	const batch = 10000
+	recs := make([]keystore.Record, 0, batch)
+	for i := range n {
+		s, err := minter.NewAPIKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.secrets[i] = s
+		id, _ := credential.NewID()
+		recs = append(recs, keystore.Record{
+			ID: id, Kind: keystore.KindAPIKey, Subject: fmt.Sprintf("user-%d", i),
+			Scopes: []string{"tool:data:*"}, Digest: keystore.Sum(s),
+		})
+		if len(recs) == batch || i == n-1 {
+			if _, err := store.CreateBatch(context.Background(), recs); err != nil {
+				b.Fatal(err)
+			}
+			recs = recs[:0]
+		}
+	}
+	return e
+}
+
+// warm verifies every key once so that it is cached.
+func (e *env) warm(b *testing.B, secrets []string) {
+	for pass := 0; pass < 2; pass++ {
+		for i, s := range secrets {
+			if r := e.v.Verify(s, "tool:data:read"); !r.Allowed() {
+				b.Fatalf("warming: key %d: %v", i, r.Reason)
+			}
+			if i%4096 == 0 {
+				e.store.WaitCache()
+			}
+		}
+		e.store.WaitCache()
+	}
+}
+
+var (
+	bigOnce sync.Once
+	big     *env
+)
+
+// bigEnv is shared by the sub-benchmarks that need the 1M-key store.
+func bigEnv(b *testing.B) *env {
+	bigOnce.Do(func() {
+		dir, err := mkdirTemp()
+		if err != nil {
+			b.Fatal(err)
+		}
+		big = newEnv(b, dir, manyKeys, 2*manyKeys)
+		big.warm(b, big.secrets)
+	})
+	return big
+}
+
+// benchVerify verifies secrets picked at random and requires every answer to
+// be want.
+func benchVerify(b *testing.B, v *verify.Verifier, secrets []string, scope string, want verify.Reason) {
+	r := rng(0x9e3779b97f4a7c15)
+	mask := uint64(len(secrets) - 1) // len is a power of two
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if res := v.Verify(secrets[r.next()&mask], scope); res.Reason != want {
+			b.Fatalf("got %v, want %v", res.Reason, want)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	b.Run("opaque/cache_hit", func(b *testing.B) {
+		e := bigEnv(b)
+		benchVerify(b, e.v, e.secrets, "tool:data:read", verify.OK)
+	})
+	b.Run("opaque/cache_hit_hot", func(b *testing.B) {
+		e := bigEnv(b)
+		benchVerify(b, e.v, e.secrets[:hotKeys], "tool:data:read", verify.OK)
+	})
+	b.Run("opaque/store_hit", func(b *testing.B) {
+		// A cache of 16 entries: practically every lookup reads Pebble,
+		// whose block cache is warm after the first pass.
+		e := newEnv(b, b.TempDir(), coldKeys, 16)
+		defer e.store.Close()
+		for _, s := range e.secrets {
+			e.v.Verify(s, "")
+		}
+		benchVerify(b, e.v, e.secrets, "tool:data:read", verify.OK)
+	})
+	b.Run("opaque/forged", func(b *testing.B) {
+		e := bigEnv(b)
+		forged := make([]string, hotKeys)
+		for i := range forged {
+			s := []byte(e.secrets[i])
+			s[len(s)-1] ^= 1 // the checksum no longer matches
+			forged[i] = string(s)
+		}
+		benchVerify(b, e.v, forged, "tool:data:read", verify.Malformed)
+	})
+	b.Run("opaque/unknown", func(b *testing.B) {
+		// Keys with a valid checksum that were never stored: more distinct
+		// keys than the negative cache holds, so most reach the store.
+		e := bigEnv(b)
+		unknown := make([]string, coldKeys*2)
+		for i := range unknown {
+			s, err := e.minter.NewAPIKey()
+			if err != nil {
+				b.Fatal(err)
+			}
+			unknown[i] = s
+		}
+		benchVerify(b, e.v, unknown, "tool:data:read", verify.Unknown)
+	})
+}
+
+func BenchmarkFloor(b *testing.B) {
+	b.Run("sha256_43B", func(b *testing.B) {
+		tok := make([]byte, 43)
+		rand.Read(tok)
+		b.SetBytes(int64(len(tok)))
+		b.ReportAllocs()
+		var sink [32]byte
+		for b.Loop() {
+			sink = sha256.Sum256(tok)
+			tok[0] = sink[0]
+		}
+	})
+	b.Run("map_lookup", func(b *testing.B) {
+		keys := make([][32]byte, manyKeys)
+		m := make(map[[32]byte]*int, manyKeys)
+		v := new(int)
+		for i := range keys {
+			rand.Read(keys[i][:])
+			m[keys[i]] = v
+		}
+		r := rng(0x9e3779b97f4a7c15)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if m[keys[r.next()&(manyKeys-1)]] == nil {
+				b.Fatal("missing key")
+			}
+		}
+	})
+}

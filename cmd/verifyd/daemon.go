@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/verifyd/verifyd/internal/config"
+	"github.com/verifyd/verifyd/ipc/httpapi"
+	"github.com/verifyd/verifyd/keystore"
+	"github.com/verifyd/verifyd/verify"
+	"github.com/verifyd/verifyd/verify/credential"
+)
+
+// Exit statuses, distinct so that supervisors and operators can tell the
+// failures apart.
+const (
+	exitOK          = 0
+	exitFailure     = 1 // a runtime failure after start (listener, serving)
+	exitConfig      = 2 // invalid flags, environment or configuration file
+	exitStore       = 3 // the store cannot be opened (missing, permissions, locked)
+	exitCorrupt     = 4 // the store is corrupt; verifyd refuses to start rather than start empty
+	exitListen      = 5 // the HTTP address cannot be bound
+	metaChecksumKey = "apikey_checksum_key"
+	metaAdminDigest = "admin_key_digest"
+)
+
+// run wires config -> keystore -> verifier -> HTTP server and serves until
+// ctx ends, then drains and closes. It returns the process exit status.
+func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr io.Writer) int {
+	level, _ := cfg.LogLevel()
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
+	if cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(stderr, hopts)
+	}
+	log := slog.New(h)
+	slog.SetDefault(log)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	store, err := keystore.Open(cfg.DataDir, &keystore.Options{
+		CacheEntries:     cfg.Cache.Entries,
+		NegativeEntries:  cfg.Cache.NegativeEntries,
+		NegativeTTL:      cfg.Cache.NegativeTTL,
+		Registerer:       reg,
+		Logger:           log,
+		ErrorIfNotExists: !cfg.CreateDataDir,
+	})
+	if err != nil {
+		if errors.Is(err, pebble.ErrCorruption) {
+			log.Error("the store is corrupt; refusing to start (restore it from a backup; verifyd never recreates it)", "dir", cfg.DataDir, "err", err)
+			return exitCorrupt
+		}
+		log.Error("cannot open the store", "dir", cfg.DataDir, "err", err)
+		return exitStore
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the store", "err", err)
+		}
+	}()
+
+	initCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	checksumKey, err := store.Meta(initCtx, metaChecksumKey, credential.NewChecksumKey)
+	if err != nil {
+		log.Error("cannot read or create the API key checksum key", "err", err)
+		return exitStore
+	}
+	minter, err := credential.NewMinter(checksumKey)
+	if err != nil {
+		log.Error("invalid API key checksum key in the store", "err", err)
+		return exitCorrupt
+	}
+	adminDigest, err := adminKeyDigest(initCtx, cfg, store, minter, resetAdmin, stdout)
+	if err != nil {
+		log.Error("cannot set up the admin key", "err", err)
+		return exitStore
+	}
+	if resetAdmin {
+		return exitOK
+	}
+
+	verifier, err := verify.New(store, minter, &verify.Options{CacheTTL: cfg.Verify.CacheTTL, Registerer: reg, Logger: log})
+	if err != nil {
+		log.Error("cannot create the verifier", "err", err)
+		return exitFailure
+	}
+	srv, err := httpapi.New(httpapi.Options{
+		Verifier:       verifier,
+		Manager:        verify.NewManager(store, minter, adminDigest, nil),
+		Gatherer:       reg,
+		Registerer:     reg,
+		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
+		ReadTimeout:    cfg.HTTP.ReadTimeout,
+		WriteTimeout:   cfg.HTTP.WriteTimeout,
+		IdleTimeout:    cfg.HTTP.IdleTimeout,
+		MaxConnections: cfg.HTTP.MaxConnections,
+		Logger:         log,
+	})
+	if err != nil {
+		log.Error("cannot create the HTTP server", "err", err)
+		return exitFailure
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		log.Error("cannot listen", "addr", cfg.HTTP.Addr, "err", err)
+		return exitListen
+	}
+	abs, _ := filepath.Abs(cfg.DataDir)
+	log.Info("verifyd serving", "http_addr", ln.Addr().String(), "data_dir", abs)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(ln) })
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down: draining in-flight requests", "timeout", cfg.HTTP.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	if err := g.Wait(); err != nil {
+		log.Error("serving failed", "err", err)
+		return exitFailure
+	}
+	log.Info("stopped cleanly")
+	return exitOK
+}
+
+// adminKeyDigest returns the digest of the admin key: that of
+// VERIFYD_ADMIN_KEY when set, otherwise the stored one, generating and
+// printing a key on first start (or when reset is set).
+func adminKeyDigest(ctx context.Context, cfg config.Config, store *keystore.Store, minter *credential.Minter, reset bool, stdout io.Writer) (keystore.Digest, error) {
+	if cfg.AdminKey != "" && !reset {
+		return keystore.Sum(cfg.AdminKey), nil
+	}
+	var generated string
+	newKey := func() ([]byte, error) {
+		k, err := minter.NewAPIKey()
+		if err != nil {
+			return nil, err
+		}
+		generated = k
+		d := keystore.Sum(k)
+		return d[:], nil
+	}
+	var stored []byte
+	var err error
+	if reset {
+		if stored, err = newKey(); err == nil {
+			err = store.SetMeta(ctx, metaAdminDigest, stored)
+		}
+	} else {
+		stored, err = store.Meta(ctx, metaAdminDigest, newKey)
+	}
+	if err != nil {
+		return keystore.Digest{}, err
+	}
+	if len(stored) != len(keystore.Digest{}) {
+		return keystore.Digest{}, fmt.Errorf("stored admin key digest has %d bytes, want 32", len(stored))
+	}
+	if generated != "" {
+		fmt.Fprintf(stdout, "\nverifyd: generated an admin key. It is shown only this once; only its hash is stored.\n"+
+			"Use it in the X-Admin-Key header, or export it for verifyctl:\n\n"+
+			"    export VERIFYD_ADMIN_KEY=%s\n\n"+
+			"Lost it? Stop verifyd and run: verifyd --reset-admin-key\n\n", generated)
+		if f, ok := stdout.(*os.File); ok {
+			_ = f.Sync()
+		}
+	}
+	return keystore.Digest(stored), nil
+}

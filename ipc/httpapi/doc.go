@@ -1,0 +1,26 @@
+// Package httpapi is verifyd's HTTP surface, served with fasthttp: the verify
+// endpoint, the admin API for keys, health and readiness probes, and
+// Prometheus metrics. It translates requests into calls on package verify and
+// results back into responses; it holds no authorization logic of its own.
+//
+// # Endpoints
+//
+//	POST   /v1/verify                    {"token","scope"} -> 200 allow / 401 / 403 / 400 / 503
+//	GET    /healthz                      200 while the process runs
+//	GET    /readyz                       200 when the store is open, 503 otherwise
+//	GET    /metrics                      Prometheus text format
+//	POST   /v1/admin/keys                create a key (201, secret shown once)
+//	POST   /v1/admin/keys/import         import an existing secret (201)
+//	GET    /v1/admin/keys?subject=S      list keys (never secrets)
+//	GET    /v1/admin/keys/{id}           one key
+//	DELETE /v1/admin/keys/{id}           revoke
+//	POST   /v1/admin/keys/{id}/rotate    new secret, same id; {"grace":"10m"} keeps the old one working
+//
+// Admin endpoints require the admin key in X-Admin-Key and answer 401 without
+// it, never hinting whether a key exists. Errors are JSON objects
+// {"code","error","message"}. Request bodies are limited to
+// [DefaultMaxBodyBytes] unless configured otherwise; a larger body, malformed
+// JSON, an unknown field or an invalid value gets 400 and changes nothing.
+//
+// A *fasthttp.RequestCtx never escapes its handler.
+package httpapi

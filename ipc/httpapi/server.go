@@ -1,0 +1,213 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/verifyd/verifyd/verify"
+)
+
+// DefaultMaxBodyBytes is the default limit on a request body.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Options configures a Server.
+type Options struct {
+	// Verifier answers POST /v1/verify. Required.
+	Verifier *verify.Verifier
+	// Manager serves the admin API and checks the admin key. Required.
+	Manager *verify.Manager
+	// Ready reports whether the daemon can serve (GET /readyz). nil means
+	// always ready.
+	Ready func() error
+	// Gatherer is served on GET /metrics. nil means no metrics endpoint.
+	Gatherer prometheus.Gatherer
+	// Registerer receives the HTTP metrics. nil means none.
+	Registerer prometheus.Registerer
+	// MaxBodyBytes limits request bodies. The default value is 64 KiB.
+	MaxBodyBytes int
+	// ReadTimeout and WriteTimeout bound one request. The defaults are 10s.
+	ReadTimeout, WriteTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long. The default
+	// value is 2m.
+	IdleTimeout time.Duration
+	// MaxConnections bounds concurrent connections. The default value is
+	// 16384.
+	MaxConnections int
+	// Logger receives operational faults. nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills in unset fields.
+func (o *Options) EnsureDefaults() {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = 10 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 2 * time.Minute
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 16384
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Validate reports every missing required field.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Verifier == nil {
+		errs = append(errs, errors.New("httpapi: a verifier is required"))
+	}
+	if o.Manager == nil {
+		errs = append(errs, errors.New("httpapi: a manager is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Server serves the HTTP API. It is safe for concurrent use.
+type Server struct {
+	opts    Options
+	srv     *fasthttp.Server
+	metrics fasthttp.RequestHandler
+	reqs    *prometheus.CounterVec
+}
+
+// New returns a Server; call Serve to start it.
+func New(opts Options) (*Server, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts}
+	if opts.Gatherer != nil {
+		s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	}
+	if opts.Registerer != nil {
+		s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "verifyd",
+			Subsystem: "http",
+			Name:      "requests_total",
+			Help:      "HTTP requests by route and status code.",
+		}, []string{"route", "code"})
+		if err := opts.Registerer.Register(s.reqs); err != nil {
+			return nil, err
+		}
+	}
+	s.srv = &fasthttp.Server{
+		Handler: s.handle,
+		Name:    "verifyd",
+		// fasthttp answers 413 itself above this; bodies between
+		// MaxBodyBytes and this get a JSON 400 from the handler.
+		MaxRequestBodySize:    4 * opts.MaxBodyBytes,
+		ReadTimeout:           opts.ReadTimeout,
+		WriteTimeout:          opts.WriteTimeout,
+		IdleTimeout:           opts.IdleTimeout,
+		Concurrency:           opts.MaxConnections,
+		Logger:                slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		NoDefaultServerHeader: true,
+	}
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown; it returns nil after a
+// shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.srv.Serve(ln)
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests to
+// finish, or for ctx to end.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.srv.ShutdownWithContext(ctx)
+}
+
+// Handler returns the request handler, for serving on a listener of the
+// caller's choosing.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	route := s.route(ctx)
+	if s.reqs != nil {
+		s.reqs.WithLabelValues(route, statusLabel(ctx.Response.StatusCode())).Inc()
+	}
+}
+
+// route dispatches the request and returns the route label for metrics.
+func (s *Server) route(ctx *fasthttp.RequestCtx) string {
+	path := string(ctx.Path())
+	switch {
+	case path == "/v1/verify":
+		if !allowMethod(ctx, fasthttp.MethodPost) {
+			return "verify"
+		}
+		s.handleVerify(ctx)
+		return "verify"
+	case path == "/healthz":
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString("ok\n")
+		return "healthz"
+	case path == "/readyz":
+		s.handleReady(ctx)
+		return "readyz"
+	case path == "/metrics" && s.metrics != nil:
+		s.metrics(ctx)
+		return "metrics"
+	case path == "/v1/admin/keys" || len(path) > len("/v1/admin/keys/") && path[:len("/v1/admin/keys/")] == "/v1/admin/keys/":
+		s.handleAdmin(ctx, path[len("/v1/admin/keys"):])
+		return "admin_keys"
+	default:
+		writeError(ctx, fasthttp.StatusNotFound, "NOT_FOUND", "no such endpoint: "+path)
+		return "other"
+	}
+}
+
+func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {
+	if s.opts.Ready != nil {
+		if err := s.opts.Ready(); err != nil {
+			writeError(ctx, fasthttp.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", err.Error())
+			return
+		}
+	}
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString("ready\n")
+}
+
+// allowMethod answers 405 unless the request uses one of methods.
+func allowMethod(ctx *fasthttp.RequestCtx, methods ...string) bool {
+	m := string(ctx.Method())
+	for _, want := range methods {
+		if m == want {
+			return true
+		}
+	}
+	allow := methods[0]
+	for _, o := range methods[1:] {
+		allow += ", " + o
+	}
+	ctx.Response.Header.Set("Allow", allow)
+	writeError(ctx, fasthttp.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method "+m+" is not allowed here (use "+allow+")")
+	return false
+}
+
+func statusLabel(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code)
+}

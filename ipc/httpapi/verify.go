@@ -1,0 +1,108 @@
+package httpapi
+
+import (
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/verifyd/verifyd/verify"
+)
+
+type verifyRequest struct {
+	Token string `json:"token"`
+	Scope string `json:"scope"`
+}
+
+type verifyAllowed struct {
+	Allow      bool                `json:"allow"`
+	Status     string              `json:"status"`
+	Subject    string              `json:"subject"`
+	Kind       string              `json:"kind"`
+	KeyID      string              `json:"key_id"`
+	Roles      []string            `json:"roles"`
+	Projects   map[string][]string `json:"project_roles,omitempty"`
+	Grant      string              `json:"grant,omitempty"`
+	ExpiresAt  *time.Time          `json:"expires_at,omitempty"`
+	CacheTTLms int64               `json:"cache_ttl_ms"`
+}
+
+type verifyDenied struct {
+	Allow   bool   `json:"allow"`
+	Status  string `json:"status"`
+	Code    string `json:"code"`
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// handleVerify answers POST /v1/verify. The token comes from the body, or,
+// when the body names none, from an Authorization: Bearer or X-Api-Key
+// header.
+func (s *Server) handleVerify(ctx *fasthttp.RequestCtx) {
+	var req verifyRequest
+	if len(ctx.PostBody()) > 0 {
+		if err := decodeBody(ctx, s.opts.MaxBodyBytes, &req); err != nil {
+			writeError(ctx, fasthttp.StatusBadRequest, "BAD_REQUEST", err.Error())
+			return
+		}
+	}
+	if req.Token == "" {
+		req.Token = headerToken(ctx)
+	}
+	if req.Token == "" {
+		writeError(ctx, fasthttp.StatusBadRequest, "BAD_REQUEST", `no token: send {"token": "...", "scope": "..."} or an Authorization: Bearer header`)
+		return
+	}
+	r := s.opts.Verifier.Verify(req.Token, req.Scope)
+	if r.Reason != verify.OK {
+		writeJSON(ctx, r.Reason.HTTPStatus(), verifyDenied{
+			Status:  r.Reason.String(),
+			Code:    r.Reason.ErrorCode(),
+			Error:   r.Reason.String(),
+			Message: r.Reason.Message(),
+		})
+		return
+	}
+	p := r.Principal
+	out := verifyAllowed{
+		Allow:      true,
+		Status:     r.Reason.String(),
+		Subject:    p.Subject,
+		Kind:       p.Kind,
+		KeyID:      p.KeyID,
+		Roles:      p.Roles,
+		Projects:   p.ProjectRoles,
+		Grant:      r.Grant,
+		CacheTTLms: r.CacheTTL.Milliseconds(),
+	}
+	if out.Roles == nil {
+		out.Roles = []string{}
+	}
+	if !r.ExpiresAt.IsZero() {
+		t := r.ExpiresAt.UTC()
+		out.ExpiresAt = &t
+	}
+	writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+// headerToken returns the credential of an Authorization: Bearer or an
+// X-Api-Key header, or "".
+func headerToken(ctx *fasthttp.RequestCtx) string {
+	const bearer = "bearer "
+	if a := ctx.Request.Header.Peek("Authorization"); len(a) > len(bearer) && equalFold(a[:len(bearer)], bearer) {
+		return string(a[len(bearer):])
+	}
+	return string(ctx.Request.Header.Peek("X-Api-Key"))
+}
+
+func equalFold(b []byte, lower string) bool {
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,61 @@
+package keystore
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics holds the store's pre-resolved metric children: the hot path only
+// ever calls Inc on a field.
+type metrics struct {
+	hits, misses, negHits, negMisses prometheus.Counter
+	evictions, negEvictions          prometheus.Counter
+	reads, readErrors                prometheus.Counter
+	writeCreate, writeUpdate         prometheus.Counter
+	writeMeta, writeLastUsed         prometheus.Counter
+	lastUsedDropped                  prometheus.Counter
+
+	collectors []prometheus.Collector
+}
+
+const (
+	metricsNamespace = "verifyd"
+	metricsSubsystem = "keystore"
+)
+
+// newMetrics builds the metrics; entries and negEntries report the number of
+// cached positive and negative entries when scraped.
+func newMetrics(entries, negEntries func() float64) *metrics {
+	opts := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: name, Help: help}
+	}
+	hits := prometheus.NewCounterVec(prometheus.CounterOpts(opts("cache_hits_total",
+		"Lookups answered from a cache, by cache (positive: known digests; negative: unknown digests).")), []string{"cache"})
+	misses := prometheus.NewCounterVec(prometheus.CounterOpts(opts("cache_misses_total",
+		"Lookups a cache could not answer, by cache.")), []string{"cache"})
+	evictions := prometheus.NewCounterVec(prometheus.CounterOpts(opts("cache_evictions_total",
+		"Entries evicted from a cache to make room, by cache.")), []string{"cache"})
+	reads := prometheus.NewCounter(prometheus.CounterOpts(opts("store_reads_total",
+		"Lookups that read Pebble.")))
+	readErrors := prometheus.NewCounter(prometheus.CounterOpts(opts("store_read_errors_total",
+		"Lookups that failed with an I/O or corruption error.")))
+	writes := prometheus.NewCounterVec(prometheus.CounterOpts(opts("writes_total",
+		"Committed write batches, by operation.")), []string{"op"})
+	dropped := prometheus.NewCounter(prometheus.CounterOpts(opts("last_used_dropped_total",
+		"Credential uses not recorded because the last-use queue was full.")))
+	gauge := func(cache string, f func() float64) prometheus.GaugeFunc {
+		o := prometheus.GaugeOpts(opts("cache_entries", "Entries held in a cache, by cache."))
+		o.ConstLabels = prometheus.Labels{"cache": cache}
+		return prometheus.NewGaugeFunc(o, f)
+	}
+	entriesGauge, negGauge := gauge("positive", entries), gauge("negative", negEntries)
+	return &metrics{
+		hits: hits.WithLabelValues("positive"), negHits: hits.WithLabelValues("negative"),
+		misses: misses.WithLabelValues("positive"), negMisses: misses.WithLabelValues("negative"),
+		evictions: evictions.WithLabelValues("positive"), negEvictions: evictions.WithLabelValues("negative"),
+		reads: reads, readErrors: readErrors,
+		writeCreate: writes.WithLabelValues("create"), writeUpdate: writes.WithLabelValues("update"),
+		writeMeta: writes.WithLabelValues("meta"), writeLastUsed: writes.WithLabelValues("last_used"),
+		lastUsedDropped: dropped,
+		collectors:      []prometheus.Collector{hits, misses, evictions, reads, readErrors, writes, dropped, entriesGauge, negGauge},
+	}
+}

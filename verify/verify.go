@@ -1,0 +1,150 @@
+package verify
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/verifyd/verifyd/keystore"
+	"github.com/verifyd/verifyd/rbac"
+	"github.com/verifyd/verifyd/verify/credential"
+)
+
+// Result is the answer to one verification. A denial is a Result, not an
+// error. Principal is set when the credential was found valid (OK and
+// Forbidden) and is shared and read-only.
+type Result struct {
+	Reason    Reason
+	Principal *rbac.Principal
+	Grant     string        // the pattern that granted the scope, when one was asked and allowed
+	ExpiresAt time.Time     // when the presented secret stops working; zero means never
+	CacheTTL  time.Duration // how long the caller may reuse this answer; 0 means not at all
+}
+
+// Allowed reports whether the result allows the request.
+func (r Result) Allowed() bool { return r.Reason == OK }
+
+// Options configures a Verifier. The zero value is usable.
+type Options struct {
+	// CacheTTL bounds how long a caller may reuse an OK or Forbidden answer
+	// (the cache_ttl_ms field); it is never longer than the credential's
+	// remaining validity. It also bounds how late a caller that caches
+	// answers sees a revocation. The default value is 5s; a negative value
+	// means callers must not cache (0 is reported).
+	CacheTTL time.Duration
+	// Now returns the current time. The default is time.Now; tests inject a
+	// fake clock.
+	Now func() time.Time
+	// Registerer receives the verifier's metrics. nil means no metrics.
+	Registerer prometheus.Registerer
+	// Logger receives operational faults. nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills in the defaults of unset fields and returns o.
+func (o *Options) EnsureDefaults() *Options {
+	if o == nil {
+		o = &Options{}
+	}
+	if o.CacheTTL == 0 {
+		o.CacheTTL = 5 * time.Second
+	}
+	if o.CacheTTL < 0 {
+		o.CacheTTL = 0
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Verifier answers whether a credential is valid and grants a scope. It is
+// safe for concurrent use.
+type Verifier struct {
+	store   *keystore.Store
+	minter  *credential.Minter
+	opts    Options
+	metrics *metrics
+}
+
+// New returns a Verifier over store, classifying generated API keys with
+// minter.
+func New(store *keystore.Store, minter *credential.Minter, opts *Options) (*Verifier, error) {
+	if store == nil || minter == nil {
+		return nil, errors.New("verify: a store and a minter are required")
+	}
+	o := *(&Options{}).EnsureDefaults()
+	if opts != nil {
+		o = *opts
+		o.EnsureDefaults()
+	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Verifier{store: store, minter: minter, opts: o, metrics: m}, nil
+}
+
+// Verify checks token and, when scope is not empty, whether the credential
+// grants scope. It never blocks on anything but the local store, and a
+// verification answered from the cache allocates nothing.
+func (v *Verifier) Verify(token, scope string) Result {
+	if v.metrics == nil {
+		r, _ := v.verify(token, scope)
+		return r
+	}
+	start := time.Now()
+	r, f := v.verify(token, scope)
+	v.metrics.observe(f, r.Reason, time.Since(start))
+	return r
+}
+
+func (v *Verifier) verify(token, scope string) (Result, credential.Format) {
+	if scope != "" && rbac.ValidateScope(scope) != nil {
+		return Result{Reason: InvalidScope}, credential.Malformed
+	}
+	f := v.minter.Classify(token)
+	if f == credential.Malformed {
+		return Result{Reason: Malformed}, f
+	}
+	e, err := v.store.Lookup(keystore.Sum(token))
+	if err != nil {
+		v.opts.Logger.Error("verify: credential store read failed", "err", err)
+		return Result{Reason: Unavailable}, f
+	}
+	if e == nil {
+		return Result{Reason: Unknown}, f
+	}
+	if f == credential.PAT {
+		// The embedded id is only a hint, checked after the digest matched.
+		if id, _ := credential.PATID(token); id != e.Principal.KeyID {
+			return Result{Reason: Unknown}, f
+		}
+	}
+	if e.Revoked {
+		return Result{Reason: Revoked}, f
+	}
+	now := v.opts.Now()
+	if !e.NotAfter.IsZero() && !now.Before(e.NotAfter) {
+		return Result{Reason: Expired}, f
+	}
+	v.store.Touch(e, now)
+	ttl := v.opts.CacheTTL
+	if !e.NotAfter.IsZero() {
+		ttl = min(ttl, e.NotAfter.Sub(now))
+	}
+	res := Result{Reason: OK, Principal: e.Principal, CacheTTL: ttl, ExpiresAt: e.NotAfter}
+	if scope != "" {
+		grant, ok := e.Principal.Allows(scope)
+		if !ok {
+			res.Reason = Forbidden
+		}
+		res.Grant = grant
+	}
+	return res, f
+}

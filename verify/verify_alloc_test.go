@@ -1,0 +1,30 @@
+//go:build !race
+
+package verify
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/verifyd/verifyd/keystore"
+)
+
+// TestCacheHitAllocatesNothing guards the hot path: a decision answered from
+// the cache, with metrics on, allocates nothing, allowed or forbidden.
+func TestCacheHitAllocatesNothing(t *testing.T) {
+	f := newFixture(t)
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.v.metrics = m
+	_, api := f.create(t, KeySpec{Subject: "a", Scopes: []string{"tool:data:*"}})
+	_, pat := f.create(t, KeySpec{Subject: "b", Kind: keystore.KindPAT, Scopes: []string{"mailbox:b:*"}})
+	for _, c := range []struct{ token, scope string }{{api, "tool:data:read"}, {api, "tool:x:read"}, {pat, "mailbox:b:in"}, {pat, ""}} {
+		f.v.Verify(c.token, c.scope) // fill the cache
+		f.store.WaitCache()
+		if n := testing.AllocsPerRun(200, func() { f.v.Verify(c.token, c.scope) }); n != 0 {
+			t.Errorf("Verify(%s..., %q) from the cache allocates %v times", c.token[:6], c.scope, n)
+		}
+	}
+}
