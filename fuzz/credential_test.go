@@ -1,7 +1,7 @@
 package fuzz
 
 import (
-	"crypto/hmac"
+	"crypto/aes"
 	"crypto/sha256"
 	"encoding/base64"
 	"strings"
@@ -15,11 +15,21 @@ var fuzzChecksumKey = []byte("verifyd fuzz checksum key: 32+ bytes, fixed")
 
 // referenceAPIKey builds the "vk_" key whose random part is the 32
 // base64url characters random, computing the checksum directly from the
-// format: HMAC-SHA256(key, "vk_"+random)[:6], unpadded base64url.
+// format: the AES-256 CBC-MAC of random under SHA-256(key), first 6 bytes,
+// unpadded base64url.
 func referenceAPIKey(key []byte, random string) string {
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte("vk_" + random))
-	return "vk_" + random + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:6])
+	k := sha256.Sum256(key)
+	block, err := aes.NewCipher(k[:])
+	if err != nil {
+		panic(err)
+	}
+	x := []byte(random[:16])
+	block.Encrypt(x, x)
+	for i := range x {
+		x[i] ^= random[16+i]
+	}
+	block.Encrypt(x, x)
+	return "vk_" + random + base64.RawURLEncoding.EncodeToString(x[:6])
 }
 
 // canonicalB64 reports whether s is the one unpadded base64url spelling of
@@ -32,7 +42,7 @@ func canonicalB64(s string, n int) bool {
 }
 
 // referenceClassify classifies tok from the format definitions with
-// encoding/base64 and crypto/hmac, independently of package credential.
+// encoding/base64 and crypto/aes, independently of package credential.
 func referenceClassify(key []byte, tok string) credential.Format {
 	if len(tok) < credential.MinImportedLen || len(tok) > credential.MaxLen {
 		return credential.Malformed

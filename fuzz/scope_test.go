@@ -61,8 +61,25 @@ func FuzzScopeMatch(f *testing.F) {
 		if ok && !referenceMatch([]string{grant}, scope) {
 			t.Fatalf("patterns %q, scope %q: reported grant %q does not match", patterns, scope, grant)
 		}
+		// The same patterns among fillers: a set this large is compiled
+		// into a trie rather than matched pattern by pattern.
+		padded := append(append([]string(nil), patterns...), fillers...)
+		m, err = rbac.Compile(padded)
+		if err != nil {
+			t.Fatalf("Compile of valid patterns %q: %v", padded, err)
+		}
+		grant, ok = m.Match(scope)
+		if want := referenceMatch(padded, scope); ok != want {
+			t.Fatalf("patterns %q, scope %q: trie %v, reference %v", padded, scope, ok, want)
+		}
+		if ok && !referenceMatch([]string{grant}, scope) {
+			t.Fatalf("patterns %q, scope %q: reported grant %q does not match", padded, scope, grant)
+		}
 	})
 }
+
+// fillers pad a pattern set past the size that rbac matches without a trie.
+var fillers = []string{"zz:filler:1", "zz:fill*:2", "zz:*er:3", "zz:filler:*", "zz:f*r:5", "zz:filler", "zz", "zz:*:7:x"}
 
 // referenceMatch applies the grammar of package rbac with no trie.
 func referenceMatch(patterns []string, scope string) bool {

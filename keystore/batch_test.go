@@ -51,3 +51,18 @@ func TestCreateBatch(t *testing.T) {
 		})
 	}
 }
+
+func TestCompactKeepsData(t *testing.T) {
+	s := openMem(t, nil)
+	mustCreate(t, s, testRecord(id(1), "token-1"))
+	if err := s.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e := mustLookup(t, s, Sum("token-1")); e == nil {
+		t.Fatal("record lost by Compact")
+	}
+	s.Close()
+	if err := s.Compact(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Compact after Close: %v", err)
+	}
+}

@@ -106,11 +106,25 @@ func validate(p string, pattern bool) error {
 
 // A Matcher is an immutable set of compiled patterns. It is safe for
 // concurrent use, and its zero value matches nothing.
+//
+// A small set (at most smallSet patterns, the common case of a single
+// credential's grants) is kept as its patterns and matched one by one: a few
+// string comparisons, and almost no memory per cached credential. A larger
+// set is compiled into a trie of segments.
+//
+// A Matcher holds no pointers into itself, so a copy of one (for example
+// embedded in a larger cached object, to keep it in one allocation) is an
+// equivalent Matcher.
 type Matcher struct {
-	root  node
-	super string // the super-scope pattern when present, else ""
-	n     int    // number of distinct patterns
+	smallN int              // number of patterns in small; 0 for a trie
+	small  [smallSet]string // the patterns of a small set
+	root   node             // the trie of a large set
+	super  string           // the super-scope pattern when present, else ""
+	n      int              // number of distinct patterns
 }
+
+// smallSet is the largest pattern set matched without a trie.
+const smallSet = 4
 
 // node is one segment position of the trie.
 type node struct {
@@ -133,6 +147,12 @@ type wildEdge struct {
 // pattern is reported, joined into one error of *PatternError values; on
 // error no Matcher is returned. Duplicates are allowed and collapse.
 func Compile(patterns []string) (*Matcher, error) {
+	return compile(patterns, smallSet)
+}
+
+// compile is Compile with the largest set kept without a trie as a
+// parameter, so that tests can force either form.
+func compile(patterns []string, small int) (*Matcher, error) {
 	var errs []error
 	for _, p := range patterns {
 		if err := ValidatePattern(p); err != nil {
@@ -143,8 +163,21 @@ func Compile(patterns []string) (*Matcher, error) {
 		return nil, errors.Join(errs...)
 	}
 	m := &Matcher{}
-	b := builder{wildBySeg: map[*node]map[string]*node{}}
+	distinct := make([]string, 0, len(patterns))
+	seen := make(map[string]bool, len(patterns))
 	for _, p := range patterns {
+		if !seen[p] {
+			seen[p] = true
+			distinct = append(distinct, p)
+		}
+	}
+	if len(distinct) <= min(small, smallSet) && !seen[SuperScope] {
+		m.smallN = copy(m.small[:], distinct)
+		m.n = m.smallN
+		return m, nil
+	}
+	b := builder{wildBySeg: map[*node]map[string]*node{}}
+	for _, p := range distinct {
 		if p == SuperScope {
 			if m.super == "" {
 				m.n++
@@ -226,7 +259,8 @@ func (m *Matcher) Len() int {
 }
 
 // Match reports whether some pattern of m matches scope, and returns one such
-// pattern (the super-scope first, then literal segments before wildcard ones).
+// pattern: the super-scope when m holds it; otherwise which of several
+// matching patterns is returned is unspecified.
 // It allocates nothing. A scope that is not valid per [ValidateScope] may
 // still be passed; it never matches through an empty segment.
 func (m *Matcher) Match(scope string) (grant string, ok bool) {
@@ -239,13 +273,58 @@ func (m *Matcher) Match(scope string) (grant string, ok bool) {
 	if scope == "" || len(scope) > MaxLen {
 		return "", false
 	}
+	if m.smallN > 0 {
+		for _, p := range m.small[:m.smallN] {
+			if matchPattern(p, scope) {
+				return p, true
+			}
+		}
+		return "", false
+	}
 	g := m.root.match(scope)
 	return g, g != ""
 }
 
+// matchPattern matches one valid pattern (not the super-scope) against
+// scope, segment by segment.
+func matchPattern(p, scope string) bool {
+	for {
+		pseg, prest, pmore := cutSegment(p)
+		sseg, srest, smore := cutSegment(scope)
+		if pmore != smore || !matchSegment(pseg, sseg) {
+			return false
+		}
+		if !pmore {
+			return true
+		}
+		p, scope = prest, srest
+	}
+}
+
+// cutSegment splits s at its first separator.
+func cutSegment(s string) (seg, rest string, more bool) {
+	if i := strings.IndexByte(s, Separator); i >= 0 {
+		return s[:i], s[i+1:], true
+	}
+	return s, "", false
+}
+
+// matchSegment matches one pattern segment against one scope segment.
+func matchSegment(p, s string) bool {
+	if s == "" {
+		return false
+	}
+	star := strings.IndexByte(p, Wildcard)
+	if star < 0 {
+		return p == s
+	}
+	suffix := p[star+1:]
+	return len(s) >= len(p)-1 && s[:star] == p[:star] && s[len(s)-len(suffix):] == suffix
+}
+
 // match matches scope, the segments still to consume, below n.
 func (n *node) match(scope string) string {
-	seg, rest, more := strings.Cut(scope, string(Separator))
+	seg, rest, more := cutSegment(scope)
 	if seg == "" {
 		return ""
 	}

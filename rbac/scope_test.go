@@ -12,11 +12,11 @@ import (
 // TestDataDriven runs the scope grammar vectors in testdata/. "compile" takes
 // one pattern per input line and keeps the matcher (or prints the errors);
 // "match" takes one scope per input line and prints the decision of the last
-// compiled matcher next to the decision of the reference matcher, which must
-// agree.
+// compiled matcher. The matcher, the same set compiled into a trie and the
+// reference matcher must all agree.
 func TestDataDriven(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
-		var m *Matcher
+		var m, trie *Matcher
 		var patterns []string
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			switch d.Cmd {
@@ -28,13 +28,19 @@ func TestDataDriven(t *testing.T) {
 					m = nil
 					return err.Error()
 				}
+				if trie, err = compile(patterns, 0); err != nil {
+					d.Fatalf(t, "the trie form fails where Compile succeeds: %v", err)
+				}
 				return fmt.Sprintf("ok: %d patterns", m.Len())
 			case "match":
 				var b strings.Builder
 				for _, s := range lines(d.Input) {
 					grant, ok := m.Match(s)
 					if ok != referenceMatch(patterns, s) {
-						t.Errorf("%s: trie says %v, reference matcher disagrees", s, ok)
+						t.Errorf("%s: matcher says %v, reference matcher disagrees", s, ok)
+					}
+					if g, tok := trie.Match(s); tok != ok || tok && !referenceMatch([]string{g}, s) {
+						t.Errorf("%s: trie form says %v (%q), reference matcher disagrees", s, tok, g)
 					}
 					if ok {
 						fmt.Fprintf(&b, "%s: allow (%s)\n", s, grant)

@@ -1,12 +1,13 @@
 package credential
 
 import (
-	"crypto/hmac"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"sync"
@@ -23,18 +24,16 @@ const MinChecksumKeyLen = 32
 // A Minter holds a secret: it formats as a redacted placeholder with the fmt
 // package and with log/slog.
 type Minter struct {
-	// pool holds *macState values keyed with the checksum key. HMAC states
-	// carry key-derived material, so they live only here.
-	pool sync.Pool
+	// block is AES-256 keyed with SHA-256 of the checksum key; it is safe
+	// for concurrent use.
+	block cipher.Block
+	// scratch holds *macBlock buffers: a buffer passed to block.Encrypt
+	// escapes, so it is pooled rather than allocated per checksum.
+	scratch sync.Pool
 }
 
-// macState is one pooled HMAC-SHA256 state with scratch space, so that
-// computing a checksum allocates nothing.
-type macState struct {
-	h   hash.Hash
-	in  [apiKeyMACInputLen]byte
-	sum [sha256.Size]byte
-}
+// macBlock is the scratch space of one checksum computation.
+type macBlock [aes.BlockSize]byte
 
 // NewMinter returns a Minter whose API-key checksums are keyed with
 // checksumKey, which must be at least [MinChecksumKeyLen] bytes (see
@@ -43,14 +42,14 @@ func NewMinter(checksumKey []byte) (*Minter, error) {
 	if len(checksumKey) < MinChecksumKeyLen {
 		return nil, fmt.Errorf("credential: checksum key is %d bytes, need at least %d", len(checksumKey), MinChecksumKeyLen)
 	}
-	key := append([]byte(nil), checksumKey...)
-	m := &Minter{}
-	m.pool.New = func() any {
-		st := &macState{h: hmac.New(sha256.New, key)}
-		// Resetting once lets the HMAC keep its precomputed pad states.
-		st.h.Reset()
-		return st
+	key := sha256.Sum256(checksumKey)
+	block, err := aes.NewCipher(key[:])
+	clear(key[:])
+	if err != nil {
+		return nil, fmt.Errorf("credential: checksum cipher: %w", err)
 	}
+	m := &Minter{block: block}
+	m.scratch.New = func() any { return new(macBlock) }
 	return m, nil
 }
 
@@ -105,21 +104,27 @@ func (m *Minter) validAPIKey(tok string) bool {
 	}
 	var want [apiKeyChecksumBytes]byte
 	m.checksum(tok[:apiKeyMACInputLen], &want)
-	return hmac.Equal(got[:], want[:])
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
-// checksum sets out to the first bytes of HMAC-SHA256(key, msg), where msg
-// is the 35-character "vk_" + random part. It allocates nothing.
+// checksum sets out to the first bytes of the CBC-MAC under m's AES-256 key
+// of the 32-character random part of msg, the 35-character "vk_" + random
+// part: E(E(r[0:16]) XOR r[16:32]). CBC-MAC is a secure pseudorandom
+// function for messages of one fixed length, which these are; it costs two
+// AES block encryptions where an HMAC-SHA256 costs four SHA-256 blocks. It
+// allocates nothing.
 func (m *Minter) checksum(msg string, out *[apiKeyChecksumBytes]byte) {
-	st := m.pool.Get().(*macState)
-	n := copy(st.in[:], msg)
-	st.h.Write(st.in[:n])
-	st.h.Sum(st.sum[:0])
-	copy(out[:], st.sum[:])
-	st.h.Reset()
-	clear(st.in[:])
-	clear(st.sum[:])
-	m.pool.Put(st)
+	r := msg[len(apiKeyPrefix):]
+	x := m.scratch.Get().(*macBlock)
+	copy(x[:], r[:aes.BlockSize])
+	m.block.Encrypt(x[:], x[:])
+	for i := range x {
+		x[i] ^= r[aes.BlockSize+i]
+	}
+	m.block.Encrypt(x[:], x[:])
+	copy(out[:], x[:])
+	clear(x[:])
+	m.scratch.Put(x)
 }
 
 // String returns a placeholder that does not reveal the checksum key.

@@ -2,7 +2,7 @@ package credential
 
 import (
 	"bytes"
-	"crypto/hmac"
+	"crypto/aes"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -56,7 +56,8 @@ func TestNewMinterCopiesKey(t *testing.T) {
 
 // TestAPIKeyChecksum checks generated keys against an independent
 // computation of the format: "vk_" + RawURL(24 bytes) +
-// RawURL(HMAC-SHA256(key, first 35 characters)[:6]).
+// RawURL(first 6 bytes of the AES-256 CBC-MAC of the random part, keyed
+// with SHA-256(key)).
 func TestAPIKeyChecksum(t *testing.T) {
 	t.Parallel()
 	m := newTestMinter(t, testKey)
@@ -72,9 +73,7 @@ func TestAPIKeyChecksum(t *testing.T) {
 		if got := len(decode(t, k[3:35])); got != 24 {
 			t.Fatalf("random part of %q decodes to %d bytes", k, got)
 		}
-		mac := hmac.New(sha256.New, testKey)
-		mac.Write([]byte(k[:35]))
-		if want := base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:6]); k[35:] != want {
+		if want := referenceChecksum(testKey, k[3:35]); k[35:] != want {
 			t.Fatalf("checksum of %q is %q, want %q", k, k[35:], want)
 		}
 		if got := m.Classify(k); got != APIKey {
@@ -149,4 +148,21 @@ func TestMinterRedacted(t *testing.T) {
 			t.Errorf("formatted Minter: %q", out)
 		}
 	}
+}
+
+// referenceChecksum computes the checksum of random (32 characters) with
+// crypto/aes directly: E(E(r[0:16]) XOR r[16:32]), first 6 bytes, base64url.
+func referenceChecksum(key []byte, random string) string {
+	k := sha256.Sum256(key)
+	block, err := aes.NewCipher(k[:])
+	if err != nil {
+		panic(err)
+	}
+	x := []byte(random[:16])
+	block.Encrypt(x, x)
+	for i := range x {
+		x[i] ^= random[16+i]
+	}
+	block.Encrypt(x, x)
+	return base64.RawURLEncoding.EncodeToString(x[:6])
 }

@@ -16,10 +16,10 @@
 // unused low bits of the last character are zero, so that exactly one string
 // encodes a given byte sequence.
 //
-//   - [APIKey]: "vk_" + 32 base64url characters (24 random bytes) + 8
-//     base64url characters (the first 6 bytes of
-//     HMAC-SHA256(checksumKey, first 35 characters of the key)); 43 bytes in
-//     all. The checksum is verified by [Minter.Classify], so a random or
+//   - [APIKey]: "vk_" + 32 base64url characters r (24 random bytes) + 8
+//     base64url characters (the first 6 bytes of the AES-256 CBC-MAC of r,
+//     E(E(r[0:16]) XOR r[16:32]), keyed with SHA-256 of the checksum key);
+//     43 bytes in all. The checksum is verified by [Minter.Classify], so a random or
 //     forged "vk_" string is [Malformed]. The checksum key is a
 //     per-deployment secret of at least 32 bytes.
 //   - [Agent]: 43 base64url characters, the canonical encoding of 32 random
@@ -60,8 +60,8 @@
 // # Concurrency and allocation
 //
 // A [Minter] is safe for concurrent use. [Minter.Classify] and [PATID]
-// allocate nothing for any input; the API-key checksum reuses pooled
-// HMAC-SHA256 states and compares in constant time. Generation uses
+// allocate nothing for any input; the API-key checksum costs two AES
+// block encryptions in pooled scratch space and compares in constant time. Generation uses
 // crypto/rand.
 //
 // # Secrets
