@@ -32,8 +32,12 @@ type fixture struct {
 }
 
 func newFixture(t testing.TB) *fixture {
+	return newFixtureWith(t, nil)
+}
+
+func newFixtureWith(t testing.TB, opts *keystore.Options) *fixture {
 	t.Helper()
-	store, err := keystore.Open(t.TempDir(), nil)
+	store, err := keystore.Open(t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
