@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sync"
 	"testing"
@@ -45,7 +46,10 @@ type env struct {
 // written in synced batches, with a cache of cacheEntries.
 func newEnv(b *testing.B, dir string, n int, cacheEntries int64) *env {
 	b.Helper()
-	store, err := keystore.Open(dir, &keystore.Options{CacheEntries: cacheEntries})
+	// Bulk loads make Pebble stall writes now and then; an operator should
+	// see that, a benchmark's output should not.
+	quiet := slog.New(slog.DiscardHandler)
+	store, err := keystore.Open(dir, &keystore.Options{CacheEntries: cacheEntries, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -54,7 +58,7 @@ func newEnv(b *testing.B, dir string, n int, cacheEntries int64) *env {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, err := verify.New(store, minter, nil)
+	v, err := verify.New(store, minter, &verify.Options{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
