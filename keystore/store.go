@@ -12,6 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -31,6 +32,9 @@ var (
 	ErrIDChanged = errors.New("keystore: record id is immutable")
 	// ErrClosed reports a call on a closed Store.
 	ErrClosed = errors.New("keystore: store closed")
+	// ErrCorrupt reports a store that cannot be opened because its files
+	// are corrupt. It is never repaired or replaced by an empty store.
+	ErrCorrupt = errors.New("keystore: store is corrupt")
 )
 
 // Key prefixes of the Pebble layout (see the package documentation).
@@ -114,8 +118,8 @@ type Store struct {
 
 // Open opens (or creates, unless opts.ErrorIfNotExists) the store in dir.
 // opts may be nil for defaults. A store that fails to open because it is
-// corrupt is reported as such (errors.Is(err, pebble.ErrCorruption)); Open
-// never replaces it with an empty one.
+// corrupt is reported as such (errors.Is(err, ErrCorrupt)); Open never
+// replaces it with an empty one.
 func Open(dir string, opts *Options) (*Store, error) {
 	var o Options
 	if opts != nil {
@@ -124,6 +128,17 @@ func Open(dir string, opts *Options) (*Store, error) {
 	o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, err
+	}
+	if o.ErrorIfNotExists {
+		// Pebble would create the directory before noticing that it holds
+		// no store; a wrong path must leave nothing behind.
+		fs := o.FS
+		if fs == nil {
+			fs = vfs.Default
+		}
+		if _, err := fs.Stat(dir); err != nil {
+			return nil, fmt.Errorf("keystore: open %s: no store here (and creating one is disabled): %w", dir, err)
+		}
 	}
 	s := &Store{
 		log:         o.Logger.With(slog.String("component", "keystore")),
@@ -197,6 +212,9 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err != nil {
 		s.cache.Close()
 		s.neg.Close()
+		if pebble.IsCorruptionError(err) {
+			return nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, dir, err)
+		}
 		return nil, fmt.Errorf("keystore: open %s: %w", dir, err)
 	}
 	go s.flushLoop()

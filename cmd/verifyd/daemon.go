@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
@@ -60,7 +59,7 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		ErrorIfNotExists: !cfg.CreateDataDir,
 	})
 	if err != nil {
-		if errors.Is(err, pebble.ErrCorruption) {
+		if errors.Is(err, keystore.ErrCorrupt) {
 			log.Error("the store is corrupt; refusing to start (restore it from a backup; verifyd never recreates it)", "dir", cfg.DataDir, "err", err)
 			return exitCorrupt
 		}

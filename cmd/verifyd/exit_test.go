@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runOnce runs verifyd with args until it exits (within 30s) and returns its
+// exit status and output.
+func runOnce(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "verifyd"), args...)
+	cmd.Env = append(cleanEnv(), env...)
+	out, _ := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("verifyd %v did not exit within 30s:\n%s", args, out)
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+func TestExitStatuses(t *testing.T) {
+	t.Run("configuration error", func(t *testing.T) {
+		code, out := runOnce(t, nil, "--no-such-flag")
+		if code != exitConfig || !strings.Contains(out, "no-such-flag") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("missing store with create_data_dir false", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "absent")
+		code, out := runOnce(t, []string{"VERIFYD_CREATE_DATA_DIR=false"}, "--data-dir", dir, "--http-addr", "127.0.0.1:0")
+		if code != exitStore || !strings.Contains(out, "cannot open the store") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Fatal("verifyd created the data directory although create_data_dir is false")
+		}
+	})
+	t.Run("store locked by a running daemon", func(t *testing.T) {
+		dir := t.TempDir()
+		startDaemon(t, dir)
+		code, out := runOnce(t, nil, "--data-dir", dir, "--http-addr", "127.0.0.1:0")
+		if code != exitStore {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("address in use", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		code, out := runOnce(t, nil, "--data-dir", t.TempDir(), "--http-addr", ln.Addr().String())
+		if code != exitListen || !strings.Contains(out, "cannot listen") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("corrupt store", func(t *testing.T) {
+		dir := t.TempDir()
+		d := startDaemon(t, dir)
+		d.kill()
+		manifests, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
+		if len(manifests) == 0 {
+			t.Fatal("no MANIFEST in the store")
+		}
+		b, err := os.ReadFile(manifests[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 16; i < len(b) && i < 200; i++ {
+			b[i] ^= 0x5a
+		}
+		if err := os.WriteFile(manifests[0], b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out := runOnce(t, nil, "--data-dir", dir, "--http-addr", "127.0.0.1:0")
+		if code != exitCorrupt || !strings.Contains(out, "corrupt") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		after, _ := os.ReadFile(manifests[0])
+		if string(after) != string(b) {
+			t.Fatal("verifyd rewrote the corrupt store")
+		}
+	})
+}
+
+func TestResetAdminKey(t *testing.T) {
+	dir := t.TempDir()
+	d := startDaemon(t, dir)
+	old := d.adminKey()
+	if code := d.terminate(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	code, out := runOnce(t, nil, "--data-dir", dir, "--reset-admin-key")
+	m := adminKeyLine.FindStringSubmatch(out)
+	if code != 0 || m == nil || m[1] == old {
+		t.Fatalf("reset: exit %d:\n%s", code, out)
+	}
+	d = startDaemon(t, dir)
+	if _, code := d.ctl(old, "keys", "list"); code == 0 {
+		t.Error("the old admin key still works after a reset")
+	}
+	if _, code := d.ctl(m[1], "keys", "list"); code != 0 {
+		t.Error("the new admin key is refused")
+	}
+}
