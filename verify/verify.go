@@ -51,9 +51,6 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.CacheTTL == 0 {
 		o.CacheTTL = 5 * time.Second
 	}
-	if o.CacheTTL < 0 {
-		o.CacheTTL = 0
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -78,11 +75,11 @@ func New(store *keystore.Store, minter *credential.Minter, opts *Options) (*Veri
 	if store == nil || minter == nil {
 		return nil, errors.New("verify: a store and a minter are required")
 	}
-	o := *(&Options{}).EnsureDefaults()
+	var o Options
 	if opts != nil {
 		o = *opts
-		o.EnsureDefaults()
 	}
+	o.EnsureDefaults()
 	m, err := newMetrics(o.Registerer)
 	if err != nil {
 		return nil, err
@@ -134,7 +131,7 @@ func (v *Verifier) verify(token, scope string) (Result, credential.Format) {
 		return Result{Reason: Expired}, f
 	}
 	v.store.Touch(e, now)
-	ttl := v.opts.CacheTTL
+	ttl := max(v.opts.CacheTTL, 0)
 	if !e.NotAfter.IsZero() {
 		ttl = min(ttl, e.NotAfter.Sub(now))
 	}

@@ -227,3 +227,17 @@ func TestReasonTable(t *testing.T) {
 		t.Error("out-of-range reason")
 	}
 }
+
+func TestNegativeCacheTTLTellsCallersNotToCache(t *testing.T) {
+	f := newFixture(t)
+	opts := &Options{CacheTTL: -1, Now: f.clock.Now}
+	opts.EnsureDefaults()
+	v, err := New(f.store, f.v.minter, opts) // EnsureDefaults twice keeps the meaning
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secret := f.create(t, KeySpec{Subject: "a"})
+	if r := v.Verify(secret, ""); r.Reason != OK || r.CacheTTL != 0 {
+		t.Fatalf("got %+v", r)
+	}
+}
