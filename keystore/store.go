@@ -12,7 +12,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -132,11 +131,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if o.ErrorIfNotExists {
 		// Pebble would create the directory before noticing that it holds
 		// no store; a wrong path must leave nothing behind.
-		fs := o.FS
-		if fs == nil {
-			fs = vfs.Default
-		}
-		if _, err := fs.Stat(dir); err != nil {
+		if _, err := o.FS.Stat(dir); err != nil {
 			return nil, fmt.Errorf("keystore: open %s: no store here (and creating one is disabled): %w", dir, err)
 		}
 	}
