@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -110,16 +111,18 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.srv = &fasthttp.Server{
-		Handler: s.handle,
-		Name:    "verifyd",
-		// fasthttp answers 413 itself above this; bodies between
-		// MaxBodyBytes and this get a JSON 400 from the handler.
-		MaxRequestBodySize:    4 * opts.MaxBodyBytes,
-		ReadTimeout:           opts.ReadTimeout,
-		WriteTimeout:          opts.WriteTimeout,
-		IdleTimeout:           opts.IdleTimeout,
-		Concurrency:           opts.MaxConnections,
-		Logger:                slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		Handler:            s.handle,
+		ErrorHandler:       s.handleParseError,
+		Name:               "verifyd",
+		MaxRequestBodySize: opts.MaxBodyBytes,
+		ReadTimeout:        opts.ReadTimeout,
+		WriteTimeout:       opts.WriteTimeout,
+		IdleTimeout:        opts.IdleTimeout,
+		Concurrency:        opts.MaxConnections,
+		// fasthttp logs per-connection errors that clients cause (bodies
+		// over the limit, resets, malformed requests): Debug, so that no
+		// client can flood the log.
+		Logger:                slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 		NoDefaultServerHeader: true,
 	}
 	return s, nil
@@ -175,6 +178,17 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		writeError(ctx, fasthttp.StatusNotFound, "NOT_FOUND", "no such endpoint: "+path)
 		return "other"
 	}
+}
+
+// handleParseError answers a request fasthttp could not read (a body over
+// the limit, malformed HTTP) with the same JSON error shape as every other
+// error.
+func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		writeError(ctx, fasthttp.StatusBadRequest, "BAD_REQUEST", fmt.Sprintf("request body is larger than %d bytes", s.opts.MaxBodyBytes))
+		return
+	}
+	writeError(ctx, fasthttp.StatusBadRequest, "BAD_REQUEST", "malformed HTTP request")
 }
 
 func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {

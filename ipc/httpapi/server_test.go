@@ -1,13 +1,16 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -175,7 +178,6 @@ func TestBadRequestsGet400AndNameTheProblem(t *testing.T) {
 		{"verify trailing data", "/v1/verify", `{"token":"x"} {}`, "after the object"},
 		{"verify wrong type", "/v1/verify", `{"token":5}`, `"token"`},
 		{"verify no token", "/v1/verify", `{}`, "no token"},
-		{"verify oversized", "/v1/verify", `{"token":"` + strings.Repeat("a", DefaultMaxBodyBytes) + `"}`, "larger than"},
 		{"create unknown kind", "/v1/admin/keys", `{"subject":"a","kind":"root"}`, `kind "root"`},
 		{"create bad scope", "/v1/admin/keys", `{"subject":"a","scopes":["a::b"]}`, `scope "a::b": empty segment`},
 		{"create no subject", "/v1/admin/keys", `{"scopes":["a:b"]}`, "subject is required"},
@@ -197,6 +199,37 @@ func TestBadRequestsGet400AndNameTheProblem(t *testing.T) {
 				t.Fatalf("a bad request created %d keys", n)
 			}
 		})
+	}
+}
+
+// TestOversizedBodiesAreRefusedUnread announces bodies over the limit and
+// sends none: the server must answer 400 from the announced length alone,
+// without waiting for (or reading) the body.
+func TestOversizedBodiesAreRefusedUnread(t *testing.T) {
+	s := newTestServer(t)
+	for _, path := range []string{"/v1/verify", "/v1/admin/keys"} {
+		for _, n := range []int{DefaultMaxBodyBytes + 1, 1 << 30} {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(s.base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nX-Admin-Key: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", path, adminKey, n)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("%s with %d bytes announced: %v", path, n, err)
+			}
+			var a answer
+			json.NewDecoder(resp.Body).Decode(&a)
+			resp.Body.Close()
+			conn.Close()
+			if resp.StatusCode != 400 || a.Code != "BAD_REQUEST" || !strings.Contains(a.Message, "larger than 65536 bytes") {
+				t.Errorf("%s with %d bytes announced: %d %+v", path, n, resp.StatusCode, a)
+			}
+		}
+	}
+	if n := s.count(); n != 0 {
+		t.Fatalf("oversized requests created %d keys", n)
 	}
 }
 
