@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -381,10 +382,22 @@ func newEntry(r *Record, d Digest, gen uint64) (*Entry, error) {
 	default:
 		return nil, nil
 	}
-	scopes := internScopes(r.Scopes)
+	// The entry must not keep the decoded record alive: its strings are
+	// substrings of one copy of the whole encoded value (digests and all).
+	// Patterns, roles and project names are interned; subject and ID share
+	// one small allocation.
+	scopes := internStrings(r.Scopes)
 	grants, err := rbac.Compile(scopes)
 	if err != nil {
 		return nil, fmt.Errorf("keystore: record %s: %w", r.ID, err)
+	}
+	subjectID := r.Subject + r.ID // a new string: shares nothing with the record
+	var projectRoles map[string][]string
+	if len(r.ProjectRoles) > 0 {
+		projectRoles = make(map[string][]string, len(r.ProjectRoles))
+		for p, roles := range r.ProjectRoles {
+			projectRoles[internString(p)] = internStrings(roles)
+		}
 	}
 	e := &Entry{
 		NotAfter: notAfter,
@@ -393,11 +406,11 @@ func newEntry(r *Record, d Digest, gen uint64) (*Entry, error) {
 		grants:   *grants,
 	}
 	e.principal = rbac.Principal{
-		Subject:      r.Subject,
+		Subject:      subjectID[:len(r.Subject)],
 		Kind:         r.Kind.String(),
-		KeyID:        r.ID,
-		Roles:        r.Roles,
-		ProjectRoles: r.ProjectRoles,
+		KeyID:        subjectID[len(r.Subject):],
+		Roles:        internStrings(r.Roles),
+		ProjectRoles: projectRoles,
 		Scopes:       scopes,
 		ExpiresAt:    r.ExpiresAt,
 		Grants:       &e.grants,
@@ -406,10 +419,10 @@ func newEntry(r *Record, d Digest, gen uint64) (*Entry, error) {
 	return e, nil
 }
 
-// interned holds one copy of each scope pattern seen, up to maxInterned
-// distinct patterns: many credentials carry the same patterns, and a
-// shared copy stays in the CPU caches where a million separate copies
-// would not.
+// interned holds one copy of each pattern, role and project name seen, up
+// to maxInterned distinct strings: many credentials carry the same ones, and
+// a shared copy both saves memory and stays in the CPU caches where a
+// million separate copies would not.
 var interned = struct {
 	sync.Mutex
 	m map[string]string
@@ -417,19 +430,36 @@ var interned = struct {
 
 const maxInterned = 1 << 16
 
-// internScopes returns scopes with each pattern replaced by its shared copy.
-// It modifies scopes in place (a freshly decoded record's slice).
-func internScopes(scopes []string) []string {
+// internStrings replaces each string of ss by its shared copy, in place
+// (ss is a freshly decoded record's slice), and returns ss.
+func internStrings(ss []string) []string {
 	interned.Lock()
 	defer interned.Unlock()
-	for i, p := range scopes {
-		if q, ok := interned.m[p]; ok {
-			scopes[i] = q
-		} else if len(interned.m) < maxInterned {
-			interned.m[p] = p
-		}
+	for i, s := range ss {
+		ss[i] = internLocked(s)
 	}
-	return scopes
+	return ss
+}
+
+// internString returns the shared copy of s.
+func internString(s string) string {
+	interned.Lock()
+	defer interned.Unlock()
+	return internLocked(s)
+}
+
+// internLocked returns the shared copy of s, making one (detached from any
+// larger string s may be part of) while the table has room, or a private
+// copy when it is full. interned must be locked.
+func internLocked(s string) string {
+	if q, ok := interned.m[s]; ok {
+		return q
+	}
+	q := strings.Clone(s)
+	if len(interned.m) < maxInterned {
+		interned.m[q] = q
+	}
+	return q
 }
 
 // earliest returns the earlier of two deadlines, where zero means never.

@@ -118,7 +118,7 @@ func validate(p string, pattern bool) error {
 type Matcher struct {
 	smallN int              // number of patterns in small; 0 for a trie
 	small  [smallSet]string // the patterns of a small set
-	root   node             // the trie of a large set
+	root   *node            // the trie of a large set; nil for a small one
 	super  string           // the super-scope pattern when present, else ""
 	n      int              // number of distinct patterns
 }
@@ -185,7 +185,10 @@ func compile(patterns []string, small int) (*Matcher, error) {
 			m.super = p
 			continue
 		}
-		n := &m.root
+		if m.root == nil {
+			m.root = &node{}
+		}
+		n := m.root
 		for seg := range strings.SplitSeq(p, string(Separator)) {
 			n = b.child(n, seg)
 		}
@@ -279,6 +282,9 @@ func (m *Matcher) Match(scope string) (grant string, ok bool) {
 				return p, true
 			}
 		}
+		return "", false
+	}
+	if m.root == nil {
 		return "", false
 	}
 	g := m.root.match(scope)
