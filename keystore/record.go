@@ -404,52 +404,20 @@ func (d *decoder) record() (r Record, ok bool) {
 	if r.Roles, ok = d.list(); !ok {
 		return r, false
 	}
-	n, ok := d.count()
-	if !ok {
+	if !d.sortedMap("project names", func(n int) { r.ProjectRoles = make(map[string][]string, n) }, func(k string) bool {
+		r.ProjectRoles[k], ok = d.list()
+		return ok
+	}) {
 		return r, false
-	}
-	if n > 0 {
-		r.ProjectRoles = make(map[string][]string, n)
-	}
-	prev := ""
-	for i := range n {
-		at := d.off
-		k, ok := d.str()
-		if !ok {
-			return r, false
-		}
-		if i > 0 && k <= prev {
-			d.off = at
-			return r, d.fail("project names not strictly ascending")
-		}
-		prev = k
-		if r.ProjectRoles[k], ok = d.list(); !ok {
-			return r, false
-		}
 	}
 	if r.Scopes, ok = d.list(); !ok {
 		return r, false
 	}
-	if n, ok = d.count(); !ok {
+	if !d.sortedMap("metadata keys", func(n int) { r.Metadata = make(map[string]string, n) }, func(k string) bool {
+		r.Metadata[k], ok = d.str()
+		return ok
+	}) {
 		return r, false
-	}
-	if n > 0 {
-		r.Metadata = make(map[string]string, n)
-	}
-	for i := range n {
-		at := d.off
-		k, ok := d.str()
-		if !ok {
-			return r, false
-		}
-		if i > 0 && k <= prev {
-			d.off = at
-			return r, d.fail("metadata keys not strictly ascending")
-		}
-		prev = k
-		if r.Metadata[k], ok = d.str(); !ok {
-			return r, false
-		}
 	}
 	for _, t := range [...]*time.Time{&r.CreatedAt, &r.ExpiresAt, &r.RevokedAt} {
 		if *t, ok = d.time(); !ok {
@@ -502,6 +470,36 @@ func (d *decoder) count() (int, bool) {
 		return 0, d.fail("truncated")
 	}
 	return int(n), true
+}
+
+// sortedMap decodes a count and that many entries, each a key (strictly
+// ascending, so that the encoding is canonical) followed by a value that
+// value decodes. alloc is called with the count when it is not zero.
+func (d *decoder) sortedMap(what string, alloc func(n int), value func(k string) bool) bool {
+	n, ok := d.count()
+	if !ok {
+		return false
+	}
+	if n > 0 {
+		alloc(n)
+	}
+	prev := ""
+	for i := range n {
+		at := d.off
+		k, ok := d.str()
+		if !ok {
+			return false
+		}
+		if i > 0 && k <= prev {
+			d.off = at
+			return d.fail(what + " not strictly ascending")
+		}
+		prev = k
+		if !value(k) {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *decoder) str() (string, bool) {
