@@ -189,7 +189,7 @@ func TestGetRevokeRotate(t *testing.T) {
 	for _, id := range []string{"AAAAAAAAAAAAAAAAAAAAAA", "-RYjWXKSepVaj0CDBH2iRA", "--YjWXKSepVaj0CDBH2iRA"} {
 		r = d.admin(t, "", "keys", "get", id, "-o", "json")
 		r.want(t, exitRefused)
-		if r.stderr != "verifyctl: no key with that id\n" {
+		if r.stderr != "verifyctl: no key with this id\n" {
 			t.Errorf("keys get %s: stderr = %q", id, r.stderr)
 		}
 	}
@@ -266,15 +266,15 @@ func TestVerifyCommand(t *testing.T) {
 		{name: "token file", args: []string{"verify", "--token-file", tokenFile, "--scope", "tool:data:read"}, code: exitOK},
 		{name: "token stdin", stdin: k.Secret + "\n", args: []string{"verify", "--token-stdin"}, code: exitOK},
 		{name: "forbidden scope", args: []string{"verify", "--scope", "tool:admin:write", k.Secret}, code: exitRefused,
-			stdout: []string{"false", "forbidden"}, stderrLine: "verifyctl: scope not granted\n"},
+			stdout: []string{"false", "forbidden"}, stderrLine: "verifyctl: the credential does not grant this scope\n"},
 		{name: "revoked", args: []string{"verify", revoked.Secret}, code: exitRefused,
-			stdout: []string{"revoked"}, stderrLine: "verifyctl: credential revoked\n"},
+			stdout: []string{"revoked"}, stderrLine: "verifyctl: the credential has been revoked\n"},
 		{name: "token starting with dash", args: []string{"verify", "-dGhpcyBpcyBub3QgYSByZWFsIGtleQ", "--scope", "a:b"}, code: exitRefused,
-			stderrLine: "verifyctl: unknown credential\n"},
-		{name: "unknown json", args: []string{"verify", "-o", "json", "vk_no-such-key"}, code: exitRefused,
+			stderrLine: "verifyctl: the credential is not known\n"},
+		{name: "unknown json", args: []string{"verify", "-o", "json", "no-such-key-imported-style-0123"}, code: exitRefused,
 			stdout: []string{`"allow": false`, `"status": "unknown"`, `"code": "UNAUTHORIZED"`}},
 		{name: "invalid scope", args: []string{"verify", k.Secret, "--scope", "a::b"}, code: exitUsage,
-			stderrLine: "verifyctl: invalid scope\n"},
+			stderrLine: "verifyctl: the requested scope is not a valid scope\n"},
 		{name: "invalid scope json", args: []string{"verify", k.Secret, "--scope", "a::b", "-o", "json"}, code: exitUsage,
 			stdout: []string{`"status": "invalid_scope"`}},
 		{name: "no token", args: []string{"verify"}, code: exitUsage},
@@ -317,7 +317,7 @@ func TestAdminKey(t *testing.T) {
 				t.Errorf("%q: stderr = %q", args, r.stderr)
 			}
 		}
-		if n := d.Requests(); n != 0 {
+		if n := d.Connections(); n != 0 {
 			t.Errorf("daemon saw %d requests without an admin key, want 0", n)
 		}
 	})
@@ -327,7 +327,7 @@ func TestAdminKey(t *testing.T) {
 			args: []string{"keys", "list"},
 		})
 		r.want(t, exitRefused)
-		if r.stderr != "verifyctl: invalid admin key\n" || strings.Contains(r.stderr, "not-the-key") {
+		if r.stderr != "verifyctl: a valid admin key is required in the X-Admin-Key header\n" || strings.Contains(r.stderr, "not-the-key") {
 			t.Errorf("stderr = %q", r.stderr)
 		}
 	})
@@ -422,7 +422,7 @@ func TestUsageErrors(t *testing.T) {
 		{"negative grace", []string{"keys", "rotate", "abc", "--grace", "-1m"}, "--grace must not be negative"},
 		{"import without source", []string{"keys", "import", "--subject", "a"}, "exactly one of --secret-file and --secret-stdin"},
 		{"import two sources", []string{"keys", "import", "--subject", "a", "--secret-file", "f", "--secret-stdin"}, "exactly one of"},
-		{"bad scope from daemon", []string{"keys", "create", "--subject", "a", "--scope", "a:**"}, "invalid scope"},
+		{"bad scope from daemon", []string{"keys", "create", "--subject", "a", "--scope", "a:**"}, `scope "a:**": more than one '*' in a segment`},
 		{"bad addr", []string{"--addr", "ftp://x", "keys", "list"}, "scheme must be http or https"},
 		{"zero timeout", []string{"--timeout", "0s", "keys", "list"}, "--timeout must be positive"},
 		{"help unknown", []string{"help", "nope"}, `no help for unknown command "nope"`},

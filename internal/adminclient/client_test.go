@@ -197,7 +197,8 @@ func TestVerifyDecisions(t *testing.T) {
 		{name: "allowed no scope", token: k.Secret, wantAllow: true, wantStatus: adminclient.StatusOK},
 		{name: "allowed scope", token: k.Secret, scope: "tool:data:write", wantAllow: true, wantStatus: adminclient.StatusOK},
 		{name: "forbidden scope", token: k.Secret, scope: "tool:admin:write", wantStatus: adminclient.StatusForbidden},
-		{name: "unknown token", token: "vk_not-a-real-key", wantStatus: adminclient.StatusUnknown},
+		{name: "unknown token", token: "an-imported-style-key-nobody-holds", wantStatus: adminclient.StatusUnknown},
+		{name: "malformed token", token: "vk_not-a-real-key", wantStatus: adminclient.StatusMalformed},
 		{name: "invalid scope", token: k.Secret, scope: "tool::x", wantStatus: adminclient.StatusInvalidScope, wantHTTP: 400},
 	}
 	for _, tc := range tests {
@@ -264,8 +265,8 @@ func TestErrorsBeforeRequest(t *testing.T) {
 			}
 		})
 	}
-	if n := srv.Requests(); n != 0 {
-		t.Errorf("server saw %d requests, want 0", n)
+	if n := srv.Connections(); n != 0 {
+		t.Errorf("server accepted %d connections, want 0", n)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,6 +84,9 @@ func (o *Options) Validate() error {
 
 // Server serves the HTTP API. It is safe for concurrent use.
 type Server struct {
+	mu      sync.Mutex     // guards lns and stopped
+	lns     []net.Listener // listeners passed to Serve
+	stopped bool           // Shutdown has been called
 	opts    Options
 	srv     *fasthttp.Server
 	metrics fasthttp.RequestHandler
@@ -129,15 +133,50 @@ func New(opts Options) (*Server, error) {
 }
 
 // Serve accepts connections on ln until Shutdown; it returns nil after a
-// shutdown.
+// shutdown, even one that came before Serve started.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.srv.Serve(ln)
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	ln = &onceCloseListener{Listener: ln}
+	s.lns = append(s.lns, ln)
+	s.mu.Unlock()
+	err := s.srv.Serve(ln)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	return err
 }
 
 // Shutdown stops accepting connections and waits for in-flight requests to
-// finish, or for ctx to end.
+// finish, or for ctx to end. It also stops a Serve that has not reached its
+// accept loop yet: the listeners are closed here, not only by fasthttp.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopped = true
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	s.mu.Unlock()
 	return s.srv.ShutdownWithContext(ctx)
+}
+
+// onceCloseListener closes its listener once; later calls return nil, so
+// that Shutdown and fasthttp can both close it without reporting an error.
+type onceCloseListener struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *onceCloseListener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
 }
 
 // Handler returns the request handler, for serving on a listener of the

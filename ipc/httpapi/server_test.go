@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -60,8 +61,12 @@ func newTestServer(t *testing.T) *testServer {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
-		srv.Shutdown(t.Context())
-		<-done
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Serve after Shutdown: %v", err)
+		}
 	})
 	return &testServer{t: t, base: "http://" + ln.Addr().String()}
 }
@@ -342,5 +347,32 @@ func TestProbesMetricsAndRouting(t *testing.T) {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+// TestShutdownBeforeServe covers a shutdown that wins the race with Serve:
+// Serve must return nil at once instead of serving forever, and a normal
+// shutdown must report no error from closing the listener twice.
+func TestShutdownBeforeServe(t *testing.T) {
+	srv, err := New(Options{Verifier: &verify.Verifier{}, Manager: &verify.Manager{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Fatalf("Shutdown before Serve: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve after Shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve after Shutdown did not return")
 	}
 }
