@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/dgraph-io/ristretto/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/verifyd/verifyd/keystore"
 	"github.com/verifyd/verifyd/verify"
@@ -52,7 +53,9 @@ func newEnv(b *testing.B, dir string, n int, cacheEntries int64) *env {
 	// Bulk loads make Pebble stall writes now and then; an operator should
 	// see that, a benchmark's output should not.
 	quiet := slog.New(slog.DiscardHandler)
-	store, err := keystore.Open(dir, &keystore.Options{CacheEntries: cacheEntries, Logger: quiet})
+	// Metrics on, as in the daemon: their cost is part of every decision.
+	reg := prometheus.NewRegistry()
+	store, err := keystore.Open(dir, &keystore.Options{CacheEntries: cacheEntries, Logger: quiet, Registerer: reg})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,7 +64,7 @@ func newEnv(b *testing.B, dir string, n int, cacheEntries int64) *env {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, err := verify.New(store, minter, &verify.Options{Logger: quiet})
+	v, err := verify.New(store, minter, &verify.Options{Logger: quiet, Registerer: reg})
 	if err != nil {
 		b.Fatal(err)
 	}
