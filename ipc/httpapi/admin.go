@@ -114,7 +114,7 @@ func (s *Server) createKey(c context.Context, ctx *fasthttp.RequestCtx, imported
 		writeError(ctx, fasthttp.StatusBadRequest, "BAD_REQUEST", err.Error())
 		return
 	}
-	spec, problems := body.spec(imported)
+	spec, problems := body.spec()
 	if len(problems) > 0 {
 		writeError(ctx, fasthttp.StatusBadRequest, "BAD_REQUEST", strings.Join(problems, "; "))
 		return
@@ -129,8 +129,9 @@ func (s *Server) createKey(c context.Context, ctx *fasthttp.RequestCtx, imported
 }
 
 // spec converts the body to a verify.KeySpec, reporting the problems that
-// the JSON layer can see (kind and duration syntax).
-func (b *keySpecBody) spec(imported bool) (verify.KeySpec, []string) {
+// only the JSON layer can see (kind and duration syntax); the Manager checks
+// the rest.
+func (b *keySpecBody) spec() (verify.KeySpec, []string) {
 	var problems []string
 	spec := verify.KeySpec{
 		Subject:      b.Subject,
@@ -156,9 +157,6 @@ func (b *keySpecBody) spec(imported bool) (verify.KeySpec, []string) {
 			problems = append(problems, fmt.Sprintf("expires_in %q is not a positive duration such as \"720h\"", b.ExpiresIn))
 		}
 		spec.ExpiresIn = d
-	}
-	if !imported && b.Secret != "" {
-		problems = append(problems, "secret cannot be chosen when creating a key (use /v1/admin/keys/import)")
 	}
 	return spec, problems
 }
