@@ -1,5 +1,6 @@
 // Package lint holds verifyd's project-specific lint rules, written as Go
 // tests so that `make test` enforces them: the direction of imports between
-// packages, fasthttp confined to ipc/httpapi, no fmt.Print outside cmd/, and
-// typed atomics only.
+// packages, fasthttp confined to ipc/httpapi, jwx confined to verify/trust
+// (key sets only, never tokens), no fmt.Print outside cmd/, and typed atomics
+// only.
 package lint

@@ -152,3 +152,15 @@ func TestTypedAtomics(t *testing.T) {
 		})
 	}
 }
+
+// TestJWXOnlyInTrust keeps jwx to key sets: only verify/trust may import it,
+// so no token ever reaches a general-purpose JOSE parser.
+func TestJWXOnlyInTrust(t *testing.T) {
+	for _, f := range sources(t) {
+		for _, imp := range imports(f) {
+			if strings.HasPrefix(imp, "github.com/lestrrat-go/jwx") && !under(f.pkg, "verify/trust") {
+				t.Errorf("%s imports %s: only verify/trust may use jwx, to parse key sets", f.path, imp)
+			}
+		}
+	}
+}

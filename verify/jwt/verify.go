@@ -1,0 +1,515 @@
+package jwt
+
+import (
+	"crypto/ecdsa"
+	"encoding/base64"
+	"fmt"
+	"math"
+	"math/big"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/verifyd/verifyd/internal/strictjson"
+)
+
+// DefaultMaxTokenBytes is the default size cap on a token.
+const DefaultMaxTokenBytes = 8192
+
+// maxNumericDate is 9999-12-31T23:59:59Z: a NumericDate beyond it (or
+// before the epoch) is refused before any conversion, since converting an
+// out-of-range float64 to int64 is implementation-defined in Go.
+const maxNumericDate = 253402300799
+
+// Options configures a Verifier. The zero value is usable.
+type Options struct {
+	// MaxTokenBytes caps the token length, checked before anything else.
+	// Zero means DefaultMaxTokenBytes.
+	MaxTokenBytes int
+}
+
+// Verifier is the strict compact-JWS front end: it accepts exactly the
+// ES256 and HS256 JWTs that verifyd's profile allows (the package
+// documentation lists the rules) and never hands a token to a general
+// purpose JOSE library. It is safe for concurrent use.
+type Verifier struct {
+	keys     Resolver
+	maxBytes int
+	scratch  sync.Pool // *scratch
+}
+
+// scratch holds one verification's decode buffers and parser.
+type scratch struct {
+	buf []byte
+	doc strictjson.Doc
+}
+
+// NewVerifier returns a Verifier that takes its keys from keys.
+func NewVerifier(keys Resolver, opts *Options) (*Verifier, error) {
+	if keys == nil {
+		return nil, fmt.Errorf("jwt: a key resolver is required")
+	}
+	v := &Verifier{keys: keys, maxBytes: DefaultMaxTokenBytes}
+	if opts != nil && opts.MaxTokenBytes != 0 {
+		if opts.MaxTokenBytes < 0 {
+			return nil, fmt.Errorf("jwt: MaxTokenBytes is negative")
+		}
+		v.maxBytes = opts.MaxTokenBytes
+	}
+	v.scratch.New = func() any { return &scratch{buf: make([]byte, 0, 1024)} }
+	return v, nil
+}
+
+// LooksLikeJWT reports whether token has the shape of a compact JWS: a
+// first segment that begins with the base64url encoding of '{' and at least
+// one '.'. It decides which front end examines a token, not its validity.
+func LooksLikeJWT(token string) bool {
+	return len(token) > 2 && token[0] == 'e' && token[1] == 'y' && strings.IndexByte(token, '.') > 0
+}
+
+// Verify checks token at time now and returns its claims and the key that
+// verified it. Checks run in this order, and the first failure is returned:
+// size cap, compact grammar, base64url, header, key selection, signature
+// over the bytes as received, then the claims, which are parsed only after
+// the signature has been verified.
+func (v *Verifier) Verify(token string, now time.Time) (Claims, *Key, error) {
+	if len(token) > v.maxBytes {
+		return Claims{}, nil, fmt.Errorf("%w: token is %d bytes, the limit is %d", ErrMalformed, len(token), v.maxBytes)
+	}
+	dot1 := strings.IndexByte(token, '.')
+	if dot1 < 0 {
+		return Claims{}, nil, fmt.Errorf("%w: not a compact JWS (no '.')", ErrMalformed)
+	}
+	dot2 := strings.IndexByte(token[dot1+1:], '.')
+	if dot2 < 0 {
+		return Claims{}, nil, fmt.Errorf("%w: not a compact JWS (one '.', need two)", ErrMalformed)
+	}
+	dot2 += dot1 + 1
+	if strings.IndexByte(token[dot2+1:], '.') >= 0 {
+		return Claims{}, nil, fmt.Errorf("%w: not a compact JWS (more than two '.'; JWE and JSON serializations are refused)", ErrMalformed)
+	}
+	header, payload, signature := token[:dot1], token[dot1+1:dot2], token[dot2+1:]
+	for _, seg := range [...]struct{ name, text string }{{"header", header}, {"payload", payload}, {"signature", signature}} {
+		if err := checkSegment(seg.text); err != nil {
+			return Claims{}, nil, fmt.Errorf("%w: %s: %s", ErrMalformed, seg.name, err)
+		}
+	}
+
+	s := v.scratch.Get().(*scratch)
+	defer v.scratch.Put(s)
+
+	alg, kid, err := s.parseHeader(header)
+	if err != nil {
+		return Claims{}, nil, err
+	}
+	key, err := v.keys.ResolveKey(alg, kid)
+	if err != nil {
+		return Claims{}, nil, err
+	}
+	if key == nil || key.Alg() != alg || key.Retired() {
+		return Claims{}, nil, fmt.Errorf("%w: no trusted %s key for this token", ErrUntrustedKey, alg)
+	}
+	if !s.checkSignature(key, token[:dot2], signature) {
+		return Claims{}, nil, fmt.Errorf("%w: the %s signature does not verify", ErrBadSignature, alg)
+	}
+	claims, err := s.parseClaims(payload, key.Profile(), now)
+	if err != nil {
+		return Claims{}, nil, err
+	}
+	return claims, key, nil
+}
+
+// base64url alphabet, RFC 4648 §5.
+var isB64URL = func() (t [256]bool) {
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+		t[c] = true
+	}
+	return
+}()
+
+// checkSegment accepts only unpadded base64url of a possible length. The
+// alphabet check matters: Go's decoders skip '\r' and '\n'.
+func checkSegment(seg string) error {
+	if seg == "" {
+		return fmt.Errorf("empty")
+	}
+	if len(seg)%4 == 1 {
+		return fmt.Errorf("impossible base64url length %d", len(seg))
+	}
+	for i := 0; i < len(seg); i++ {
+		if !isB64URL[seg[i]] {
+			return fmt.Errorf("byte %d is not a base64url character (padding, '+', '/' and whitespace are refused)", i)
+		}
+	}
+	return nil
+}
+
+var b64 = base64.RawURLEncoding.Strict()
+
+// decode decodes a checked segment into s.buf, refusing non-zero unused
+// bits (one canonical spelling per value).
+func (s *scratch) decode(seg string) ([]byte, error) {
+	n := b64.DecodedLen(len(seg))
+	if cap(s.buf) < n {
+		s.buf = make([]byte, n)
+	}
+	buf := s.buf[:n]
+	m, err := b64.Decode(buf, stringBytes(seg))
+	if err != nil || m != n {
+		return nil, fmt.Errorf("non-canonical base64url (unused bits set)")
+	}
+	return buf, nil
+}
+
+// The header members that are refused by name, with the reason.
+var refusedHeader = map[string]string{
+	"crit": "crit (no extensions are understood)",
+	"b64":  "b64 (unencoded payloads are not JWTs)",
+	"jku":  "jku (keys come only from the trust registry)",
+	"x5u":  "x5u (keys come only from the trust registry)",
+	"x5c":  "x5c (keys come only from the trust registry)",
+	"jwk":  "jwk (keys come only from the trust registry)",
+	"cty":  "cty (nested tokens are refused)",
+	"enc":  "enc (encrypted tokens are refused)",
+	"zip":  "zip (compressed tokens are refused)",
+}
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+}
+
+// parseHeader applies the header allowlist: alg (ES256 or HS256), kid (a
+// non-empty string) and typ (JWT or at+jwt) are the only members allowed.
+func (s *scratch) parseHeader(seg string) (Alg, string, error) {
+	raw, err := s.decode(seg)
+	if err != nil {
+		return 0, "", malformed("header: %s", err)
+	}
+	if err := s.doc.Parse(raw); err != nil {
+		return 0, "", malformed("header: %s", err)
+	}
+	root := s.doc.Root()
+	if root.Kind() != strictjson.Object {
+		return 0, "", malformed("header is a JSON %s, not an object", root.Kind())
+	}
+	var alg Alg
+	var kid string
+	for name, val := range root.Members() {
+		switch {
+		case name.StrEqual("alg"):
+			a, ok := algOf(val)
+			if !ok {
+				return 0, "", malformed(`header "alg" is not "ES256" or "HS256"`)
+			}
+			alg = a
+		case name.StrEqual("kid"):
+			k, ok := val.Str()
+			if !ok || k == "" || len(k) > MaxKeyIDBytes {
+				return 0, "", malformed(`header "kid" is not a string of 1 to %d bytes`, MaxKeyIDBytes)
+			}
+			kid = k
+		case name.StrEqual("typ"):
+			if !val.StrEqualFold("JWT") && !val.StrEqualFold("at+jwt") {
+				return 0, "", malformed(`header "typ" is not "JWT" or "at+jwt"`)
+			}
+		default:
+			for refused, why := range refusedHeader {
+				if name.StrEqual(refused) {
+					return 0, "", malformed("header member %s is not allowed", why)
+				}
+			}
+			return 0, "", malformed("header has a member other than alg, kid and typ")
+		}
+	}
+	if alg == 0 {
+		return 0, "", malformed(`header has no "alg"`)
+	}
+	return alg, kid, nil
+}
+
+func algOf(v strictjson.Value) (Alg, bool) {
+	switch {
+	case v.StrEqual("ES256"):
+		return ES256, true
+	case v.StrEqual("HS256"):
+		return HS256, true
+	}
+	return 0, false
+}
+
+// checkSignature verifies sig, still base64url, over input with key. The
+// decoded length must be exactly what the algorithm produces: 64 bytes of
+// R‖S for ES256 (never DER), 32 bytes for HS256 (never truncated).
+func (s *scratch) checkSignature(key *Key, input, sig string) bool {
+	want := 64
+	if key.Alg() == HS256 {
+		want = 32
+	}
+	if b64.DecodedLen(len(sig)) != want {
+		return false
+	}
+	raw, err := s.decode(sig)
+	if err != nil {
+		return false
+	}
+	if key.Alg() == HS256 {
+		return key.verifyHS256(input, raw)
+	}
+	return key.verifyES256(input, raw)
+}
+
+// ecdsaVerify checks a 64-byte R‖S signature. ecdsa.Verify refuses r or s
+// outside [1, n-1].
+func ecdsaVerify(pub *ecdsa.PublicKey, digest, sig []byte) bool {
+	r := new(big.Int).SetBytes(sig[:32])
+	s := new(big.Int).SetBytes(sig[32:])
+	return ecdsa.Verify(pub, digest, r, s)
+}
+
+func invalidClaims(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidClaims}, args...)...)
+}
+
+// parseClaims parses and checks the claims of a token whose signature has
+// been verified.
+func (s *scratch) parseClaims(seg string, p *Profile, now time.Time) (Claims, error) {
+	raw, err := s.decode(seg)
+	if err != nil {
+		return Claims{}, malformed("payload: %s", err)
+	}
+	if err := s.doc.Parse(raw); err != nil {
+		return Claims{}, malformed("payload: %s", err)
+	}
+	root := s.doc.Root()
+	if root.Kind() != strictjson.Object {
+		return Claims{}, malformed("payload is a JSON %s, not an object", root.Kind())
+	}
+
+	var c Claims
+	var has [3]bool
+	for i, name := range [...]string{"exp", "nbf", "iat"} {
+		v, ok := root.Get(name)
+		if !ok {
+			continue
+		}
+		t, err := numericDate(v)
+		if err != nil {
+			return Claims{}, invalidClaims("%q %s", name, err)
+		}
+		has[i] = true
+		switch i {
+		case 0:
+			c.ExpiresAt = t
+		case 1:
+			c.NotBefore = t
+		case 2:
+			c.IssuedAt = t
+		}
+	}
+	if !has[0] && !p.AllowNoExp {
+		return Claims{}, invalidClaims(`"exp" is required`)
+	}
+	for _, name := range [...]string{"iss", "jti", "sub"} {
+		if v, ok := root.Get(name); ok && v.Kind() != strictjson.String {
+			return Claims{}, invalidClaims("%q is a JSON %s, not a string", name, v.Kind())
+		}
+	}
+	iss, hasIss := root.Get("iss")
+	if p.Issuer != "" && (!hasIss || !iss.StrEqual(p.Issuer)) {
+		return Claims{}, invalidClaims(`"iss" is not the issuer this key's source trusts`)
+	}
+	if hasIss {
+		c.Issuer, _ = iss.Str()
+	}
+	if err := checkAudience(root, p.Audience); err != nil {
+		return Claims{}, err
+	}
+	if jti, ok := root.Get("jti"); ok {
+		c.ID, _ = jti.Str()
+	}
+
+	if has[0] && !now.Before(c.ExpiresAt.Add(p.Leeway)) {
+		return Claims{}, fmt.Errorf("%w: expired at %s", ErrExpired, c.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	late := now.Add(p.Leeway)
+	if has[1] && c.NotBefore.After(late) {
+		return Claims{}, fmt.Errorf("%w: not valid before %s", ErrNotYetValid, c.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if has[2] && c.IssuedAt.After(late) {
+		return Claims{}, fmt.Errorf("%w: issued in the future, at %s", ErrNotYetValid, c.IssuedAt.UTC().Format(time.RFC3339))
+	}
+
+	if err := c.readIdentity(root, p); err != nil {
+		return Claims{}, err
+	}
+	return c, nil
+}
+
+// numericDate converts a NumericDate (RFC 7519 §2), a JSON number of
+// seconds since the epoch, fractions allowed, range-checked before any
+// integer conversion.
+func numericDate(v strictjson.Value) (time.Time, error) {
+	if v.Kind() != strictjson.Number {
+		return time.Time{}, fmt.Errorf("is a JSON %s, not a number", v.Kind())
+	}
+	f, ok := v.Float()
+	if !ok || f < 0 || f > maxNumericDate {
+		return time.Time{}, fmt.Errorf("is out of range (0 to %d)", maxNumericDate)
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), nil
+}
+
+// checkAudience applies RFC 7519 §4.1.3 when the profile names audiences:
+// "aud" must be a string or a non-empty array of strings naming one of
+// them. Without configured audiences, a present "aud" is still type-checked.
+func checkAudience(root strictjson.Value, ours []string) error {
+	aud, ok := root.Get("aud")
+	if !ok {
+		if len(ours) > 0 {
+			return invalidClaims(`"aud" is required`)
+		}
+		return nil
+	}
+	match := func(v strictjson.Value) bool {
+		for _, a := range ours {
+			if v.StrEqual(a) {
+				return true
+			}
+		}
+		return false
+	}
+	found := false
+	switch aud.Kind() {
+	case strictjson.String:
+		found = match(aud)
+	case strictjson.Array:
+		if aud.Len() == 0 {
+			return invalidClaims(`"aud" is an empty array`)
+		}
+		for e := range aud.Elems() {
+			if e.Kind() != strictjson.String {
+				return invalidClaims(`"aud" has an element that is not a string`)
+			}
+			found = found || match(e)
+		}
+	default:
+		return invalidClaims(`"aud" is a JSON %s, not a string or an array`, aud.Kind())
+	}
+	if len(ours) > 0 && !found {
+		return invalidClaims(`"aud" does not name this service`)
+	}
+	return nil
+}
+
+// readIdentity fills the subject, roles, realm and scopes from the claims
+// the profile names.
+func (c *Claims) readIdentity(root strictjson.Value, p *Profile) error {
+	for _, name := range p.subjectClaims() {
+		v, ok := lookupPath(root, name)
+		if !ok {
+			continue
+		}
+		sub, ok := v.Str()
+		if !ok || sub == "" {
+			return invalidClaims("subject claim %q is not a non-empty string", name)
+		}
+		if strings.IndexByte(sub, '@') >= 0 {
+			sub = strings.ToLower(sub)
+		}
+		c.Subject = sub
+		break
+	}
+	if c.Subject == "" {
+		return invalidClaims("no subject claim (tried %s)", strings.Join(p.subjectClaims(), ", "))
+	}
+	if v, ok := lookupPath(root, p.rolesClaim()); ok {
+		roles, err := stringList(v, false)
+		if err != nil {
+			return invalidClaims("roles claim %q %s", p.rolesClaim(), err)
+		}
+		c.Roles = roles
+	}
+	if v, ok := lookupPath(root, p.realmClaim()); ok {
+		realm, ok := v.Str()
+		if !ok {
+			return invalidClaims("realm claim %q is not a string", p.realmClaim())
+		}
+		c.Realm = realm
+	}
+	for _, name := range p.scopeClaims() {
+		v, ok := lookupPath(root, name)
+		if !ok {
+			continue
+		}
+		scopes, err := stringList(v, true)
+		if err != nil {
+			return invalidClaims("scope claim %q %s", name, err)
+		}
+		c.Scopes = scopes
+		break
+	}
+	return nil
+}
+
+// lookupPath finds a claim by name, or by a "."-separated path through
+// nested objects when no top-level claim has the whole name.
+func lookupPath(root strictjson.Value, path string) (strictjson.Value, bool) {
+	if v, ok := root.Get(path); ok {
+		return v, true
+	}
+	v := root
+	for rest := path; ; {
+		name, tail, more := strings.Cut(rest, ".")
+		if !more && rest == path {
+			return strictjson.Value{}, false // no '.': the top-level lookup was the only one
+		}
+		next, ok := v.Get(name)
+		if !ok {
+			return strictjson.Value{}, false
+		}
+		if !more {
+			return next, true
+		}
+		v, rest = next, tail
+	}
+}
+
+// stringList reads an array of strings, or one string; with split, one
+// string is a space-separated list (the OAuth "scope" form).
+func stringList(v strictjson.Value, split bool) ([]string, error) {
+	switch v.Kind() {
+	case strictjson.String:
+		s, _ := v.Str()
+		if split {
+			return strings.Fields(s), nil
+		}
+		if s == "" {
+			return nil, nil
+		}
+		return []string{s}, nil
+	case strictjson.Array:
+		out := make([]string, 0, v.Len())
+		for e := range v.Elems() {
+			s, ok := e.Str()
+			if !ok {
+				return nil, fmt.Errorf("has an element that is not a string")
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("is a JSON %s, not a string or an array of strings", v.Kind())
+}
+
+// stringBytes views s as a byte slice without copying. The callers only
+// read the slice (hash input, base64 source) and never keep it.
+func stringBytes(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// writeString feeds s to h without copying it.
+func writeString(h interface{ Write([]byte) (int, error) }, s string) {
+	h.Write(stringBytes(s))
+}
