@@ -197,9 +197,11 @@ func BenchmarkVerify(b *testing.B) {
 		}
 		benchVerify(b, e.v, unknown, "tool:data:read", verify.Unknown)
 	})
+	benchJWT(b)
 }
 
 func BenchmarkFloor(b *testing.B) {
+	floorJWT(b)
 	b.Run("sha256_43B", func(b *testing.B) {
 		tok := make([]byte, 43)
 		rand.Read(tok)

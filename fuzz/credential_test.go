@@ -44,6 +44,9 @@ func canonicalB64(s string, n int) bool {
 // referenceClassify classifies tok from the format definitions with
 // encoding/base64 and crypto/aes, independently of package credential.
 func referenceClassify(key []byte, tok string) credential.Format {
+	if strings.HasPrefix(tok, "ey") && strings.Contains(tok[:min(len(tok), 1024)], ".") && len(tok) > 2 {
+		return credential.JWT
+	}
 	if len(tok) < credential.MinImportedLen || len(tok) > credential.MaxLen {
 		return credential.Malformed
 	}
@@ -100,7 +103,10 @@ func FuzzClassify(f *testing.F) {
 		{"legacy-ams-key-0001", credential.Imported},
 		{"legacy ams key 0001", credential.Malformed},
 		{"", credential.Malformed},
-		{"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln", credential.Imported},
+		{"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln", credential.JWT},
+		{"ey." + strings.Repeat(".", 5000), credential.JWT},
+		{"ey" + strings.Repeat("A", 1022) + ".x", credential.Malformed},
+		{"eyJhbGciOiJIUzI1NiJ9", credential.Imported},
 	}
 	for _, s := range seeds {
 		if got := m.Classify(s.tok); got != s.want {
@@ -113,6 +119,12 @@ func FuzzClassify(f *testing.F) {
 		got := m.Classify(tok)
 		if want := referenceClassify(fuzzChecksumKey, tok); got != want {
 			t.Fatalf("Classify(%q) = %v, reference %v", tok, got, want)
+		}
+		if got == credential.JWT {
+			if !strings.HasPrefix(tok, "ey") || !strings.Contains(tok, ".") || credential.ValidateImported(tok) == nil {
+				t.Fatalf("Classify(%q) = jwt: want \"ey\", a '.', and not importable", tok)
+			}
+			return
 		}
 		if len(tok) > credential.MaxLen && got != credential.Malformed {
 			t.Fatalf("Classify of %d bytes = %v", len(tok), got)

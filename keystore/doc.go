@@ -1,6 +1,7 @@
 // Package keystore owns verifyd's durable credential state: the records of
 // API keys, agent keys, PATs and imported keys, kept in Pebble on disk with
-// ristretto caches in front. Nothing else opens the Pebble store.
+// ristretto caches in front, and the revocations of JWTs (JWTs themselves
+// are never stored). Nothing else opens the Pebble store.
 //
 // keystore holds no crypto policy. Callers hand it SHA-256 digests of
 // presented tokens ([Sum]), never tokens, and it never sees a secret. It
@@ -18,6 +19,8 @@
 //	s <subject> 0x00 <id>   -> empty; the subject index (subjects hold no NUL)
 //	u <id>                  -> last use, u64 big-endian Unix seconds
 //	m <name>                -> meta value (Store.Meta, Store.SetMeta)
+//	j <jti>                 -> JWT revocation, TokenRevocation.AppendEncode
+//	n <subject>             -> JWT subject revocation, SubjectRevocation.AppendEncode
 //
 // Every change to a record goes through one internal function that takes
 // the old and the new record, derives the index changes from the pair, and
@@ -43,13 +46,32 @@
 // before it, even through ristretto's asynchronous Set buffer. The argument
 // is given at [Store.Lookup].
 //
+// # JWT revocations
+//
+// JWTs are revoked by jti ([Store.RevokeToken]) or by subject and a
+// not-before time ([Store.RevokeSubject]). The revocations in effect are
+// held in memory, loaded at Open, and answered by [Store.TokenRevoked]
+// without I/O or allocation. A revocation is committed with [pebble.Sync],
+// then applied to memory, then [Store.RevocationGen] advances, and only then
+// does the call return; a cache of verification decisions stamped with the
+// generation re-checks those made before (the argument is given at
+// RevocationGen). Every revocation goes through one internal function that
+// stages a batch of them, so that a replication feed can apply its changes
+// the same way the admin API does. Writes are idempotent and monotonic: a
+// jti's revocation is kept until the later of the expiries given, a
+// subject's not-before only moves forward. Token revocations are forgotten
+// [RevocationRetention] after their expiry, at Open and in bounded passes
+// of the background goroutine. A stored revocation that cannot be decoded
+// makes Open fail with [ErrCorrupt]: the store refuses to serve without it.
+//
 // # Concurrency and allocation
 //
 // A [Store] is safe for concurrent use (Close excepted, see [Store]). On a
 // cache hit Lookup takes none of the store's locks and allocates nothing; on a miss it reads Pebble under a read lock that
 // only Close takes exclusively. Touch is one atomic load when there is
-// nothing to note and never blocks. Writes (Create, Update, Meta, SetMeta)
-// are serialized by one mutex, held across their synced commit; they never
-// delay Lookup. An [Entry] is immutable and shared: callers must not modify
+// nothing to note and never blocks. Writes (Create, Update, Meta, SetMeta,
+// RevokeToken, RevokeSubject) are serialized by one mutex, held across their
+// synced commit; they never delay Lookup. TokenRevoked takes a read lock
+// that revocation writes hold only to update two maps, after their commit. An [Entry] is immutable and shared: callers must not modify
 // it or anything it points to.
 package keystore

@@ -29,7 +29,9 @@ func (s *Store) Touch(e *Entry, now time.Time) {
 }
 
 // flushLoop merges queued uses and writes them every flush interval, unsynced;
-// when Close stops it, it drains the queue and writes the rest synced.
+// when Close stops it, it drains the queue and writes the rest synced. Every
+// interval it also purges expired token revocations, a bounded number per
+// pass.
 func (s *Store) flushLoop() {
 	defer close(s.done)
 	t := time.NewTicker(s.flushIv)
@@ -40,6 +42,7 @@ func (s *Store) flushLoop() {
 			s.note(n)
 		case <-t.C:
 			s.flushLastUsed(pebble.NoSync)
+			s.purgeRevocations(time.Now())
 		case <-s.stop:
 			for {
 				select {

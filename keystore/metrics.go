@@ -12,6 +12,7 @@ type metrics struct {
 	reads, readErrors                prometheus.Counter
 	writeCreate, writeUpdate         prometheus.Counter
 	writeMeta, writeLastUsed         prometheus.Counter
+	writeRevocation                  prometheus.Counter
 	lastUsedDropped                  prometheus.Counter
 
 	collectors []prometheus.Collector
@@ -23,8 +24,9 @@ const (
 )
 
 // newMetrics builds the metrics; entries and negEntries report the number of
-// cached positive and negative entries when scraped.
-func newMetrics(entries, negEntries func() float64) *metrics {
+// cached positive and negative entries when scraped, tokens and subjects the
+// number of token and subject revocations in effect.
+func newMetrics(entries, negEntries, tokens, subjects func() float64) *metrics {
 	opts := func(name, help string) prometheus.Opts {
 		return prometheus.Opts{Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: name, Help: help}
 	}
@@ -48,6 +50,12 @@ func newMetrics(entries, negEntries func() float64) *metrics {
 		return prometheus.NewGaugeFunc(o, f)
 	}
 	entriesGauge, negGauge := gauge("positive", entries), gauge("negative", negEntries)
+	revocations := func(kind string, f func() float64) prometheus.GaugeFunc {
+		o := prometheus.GaugeOpts(opts("revocations", "JWT revocations in effect, by kind (token: by jti; subject: issued before a time)."))
+		o.ConstLabels = prometheus.Labels{"kind": kind}
+		return prometheus.NewGaugeFunc(o, f)
+	}
+	tokensGauge, subjectsGauge := revocations("token", tokens), revocations("subject", subjects)
 	return &metrics{
 		hits: hits.WithLabelValues("positive"), negHits: hits.WithLabelValues("negative"),
 		misses: misses.WithLabelValues("positive"), negMisses: misses.WithLabelValues("negative"),
@@ -55,7 +63,9 @@ func newMetrics(entries, negEntries func() float64) *metrics {
 		reads: reads, readErrors: readErrors,
 		writeCreate: writes.WithLabelValues("create"), writeUpdate: writes.WithLabelValues("update"),
 		writeMeta: writes.WithLabelValues("meta"), writeLastUsed: writes.WithLabelValues("last_used"),
+		writeRevocation: writes.WithLabelValues("revocation"),
 		lastUsedDropped: dropped,
-		collectors:      []prometheus.Collector{hits, misses, evictions, reads, readErrors, writes, dropped, entriesGauge, negGauge},
+		collectors: []prometheus.Collector{hits, misses, evictions, reads, readErrors, writes, dropped,
+			entriesGauge, negGauge, tokensGauge, subjectsGauge},
 	}
 }

@@ -335,14 +335,20 @@ func appendTime(dst []byte, t time.Time) []byte {
 	return binary.LittleEndian.AppendUint32(dst, uint32(t.Nanosecond()))
 }
 
-// A DecodeError reports why DecodeRecord rejected its input.
+// A DecodeError reports why DecodeRecord, DecodeTokenRevocation or
+// DecodeSubjectRevocation rejected its input.
 type DecodeError struct {
+	What   string // what was decoded: "token revocation", "subject revocation"; empty for a record
 	Offset int    // byte offset at which decoding failed
 	Reason string // what was wrong there
 }
 
 func (e *DecodeError) Error() string {
-	return fmt.Sprintf("keystore: decode record: %s at byte %d", e.Reason, e.Offset)
+	what := e.What
+	if what == "" {
+		what = "record"
+	}
+	return fmt.Sprintf("keystore: decode %s: %s at byte %d", what, e.Reason, e.Offset)
 }
 
 // DecodeRecord decodes a record encoded by [Record.AppendEncode]. It is

@@ -39,11 +39,13 @@ var (
 
 // Key prefixes of the Pebble layout (see the package documentation).
 const (
-	prefixDigest   = 'd'
-	prefixMeta     = 'm'
-	prefixRecord   = 'r'
-	prefixSubject  = 's'
-	prefixLastUsed = 'u'
+	prefixDigest            = 'd'
+	prefixTokenRevocation   = 'j'
+	prefixMeta              = 'm'
+	prefixSubjectRevocation = 'n'
+	prefixRecord            = 'r'
+	prefixSubject           = 's'
+	prefixLastUsed          = 'u'
 )
 
 // genShards is the number of generation counters; a power of two.
@@ -86,7 +88,8 @@ type touchNote struct {
 // with Lookup or Touch (stop serving first); after Close they are safe and
 // Lookup returns ErrClosed.
 //
-// Lock order: mu, then closeMu, then pendingMu.
+// Lock order: mu, then closeMu, then pendingMu; revMu is taken last and
+// never held with closeMu or pendingMu.
 type Store struct {
 	db    *pebble.DB
 	cache *ristretto.Cache[string, *Entry]
@@ -107,6 +110,14 @@ type Store struct {
 	// Close, so that nothing reads a closed database.
 	closeMu sync.RWMutex
 	closed  atomic.Bool
+
+	// revMu guards the revocations in effect. They are changed only with
+	// both mu and revMu held, so a holder of mu may read them without
+	// revMu.
+	revMu       sync.RWMutex
+	tokenRevs   map[string]TokenRevocation   // by jti
+	subjectRevs map[string]SubjectRevocation // by subject
+	revGen      atomic.Uint64                // see RevocationGen
 
 	touches   chan touchNote
 	pendingMu sync.Mutex
@@ -149,6 +160,8 @@ func Open(dir string, opts *Options) (*Store, error) {
 	s.m = newMetrics(
 		func() float64 { return float64(s.cache.MaxCost() - s.cache.RemainingCost()) },
 		func() float64 { return float64(s.neg.MaxCost() - s.neg.RemainingCost()) },
+		func() float64 { n, _ := s.revocationCounts(); return float64(n) },
+		func() float64 { _, n := s.revocationCounts(); return float64(n) },
 	)
 	if o.Registerer != nil {
 		for _, c := range s.m.collectors {
@@ -212,6 +225,12 @@ func Open(dir string, opts *Options) (*Store, error) {
 			return nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, dir, err)
 		}
 		return nil, fmt.Errorf("keystore: open %s: %w", dir, err)
+	}
+	if err := s.loadRevocations(time.Now()); err != nil {
+		s.cache.Close()
+		s.neg.Close()
+		s.db.Close()
+		return nil, err
 	}
 	go s.flushLoop()
 	return s, nil

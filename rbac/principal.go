@@ -8,8 +8,10 @@ import "time"
 // Principal has been handed out.
 type Principal struct {
 	Subject      string              // who the credential belongs to
-	Kind         string              // credential kind: "api_key", "agent", "pat", "imported"
-	KeyID        string              // identifier of the credential record
+	Kind         string              // credential kind: "api_key", "agent", "pat", "imported", "jwt"
+	KeyID        string              // identifier of the credential record; a JWT's "jti"
+	Source       string              // for a JWT, the trust source whose key verified it
+	Realm        string              // for a JWT, the realm its claims name
 	Roles        []string            // global roles
 	ProjectRoles map[string][]string // roles per project, domain or realm
 	Scopes       []string            // patterns the credential carries itself

@@ -10,14 +10,18 @@ type Reason uint8
 
 // The reasons, in their stable numeric order.
 const (
-	OK           Reason = iota // the credential is valid and, if a scope was asked, grants it
-	Malformed                  // the token cannot be a credential of any known kind (includes forged API keys)
-	Unknown                    // well-formed, but no credential has this secret
-	Expired                    // the credential's validity (or its rotation grace) has ended
-	Revoked                    // the credential was revoked
-	Forbidden                  // the credential is valid but grants no pattern matching the scope
-	Unavailable                // the store could not be read; the caller may retry
-	InvalidScope               // the requested scope is not a valid scope
+	OK            Reason = iota // the credential is valid and, if a scope was asked, grants it
+	Malformed                   // the token cannot be a credential of any known kind (includes forged API keys)
+	Unknown                     // well-formed, but no credential has this secret
+	Expired                     // the credential's validity (or its rotation grace) has ended
+	Revoked                     // the credential was revoked
+	Forbidden                   // the credential is valid but grants no pattern matching the scope
+	Unavailable                 // the store could not be read; the caller may retry
+	InvalidScope                // the requested scope is not a valid scope
+	BadSignature                // a JWT whose signature does not verify under the key it names
+	NotYetValid                 // a JWT whose nbf or iat lies in the future beyond the leeway
+	UntrustedKey                // a JWT no trusted key may verify (unknown kid, or no single key for its algorithm)
+	InvalidClaims               // a JWT whose claims are not what its trust source requires (iss, aud, exp, types)
 	numReasons
 )
 
@@ -29,14 +33,18 @@ type reasonInfo struct {
 }
 
 var reasons = [numReasons]reasonInfo{
-	OK:           {"ok", http.StatusOK, "", "allowed"},
-	Malformed:    {"malformed", http.StatusUnauthorized, "UNAUTHORIZED", "the token is not a well-formed credential"},
-	Unknown:      {"unknown", http.StatusUnauthorized, "UNAUTHORIZED", "the credential is not known"},
-	Expired:      {"expired", http.StatusUnauthorized, "UNAUTHORIZED", "the credential has expired"},
-	Revoked:      {"revoked", http.StatusUnauthorized, "UNAUTHORIZED", "the credential has been revoked"},
-	Forbidden:    {"forbidden", http.StatusForbidden, "FORBIDDEN", "the credential does not grant this scope"},
-	Unavailable:  {"unavailable", http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the credential store is unavailable; retry later"},
-	InvalidScope: {"invalid_scope", http.StatusBadRequest, "BAD_REQUEST", "the requested scope is not a valid scope"},
+	OK:            {"ok", http.StatusOK, "", "allowed"},
+	Malformed:     {"malformed", http.StatusUnauthorized, "UNAUTHORIZED", "the token is not a well-formed credential"},
+	Unknown:       {"unknown", http.StatusUnauthorized, "UNAUTHORIZED", "the credential is not known"},
+	Expired:       {"expired", http.StatusUnauthorized, "UNAUTHORIZED", "the credential has expired"},
+	Revoked:       {"revoked", http.StatusUnauthorized, "UNAUTHORIZED", "the credential has been revoked"},
+	Forbidden:     {"forbidden", http.StatusForbidden, "FORBIDDEN", "the credential does not grant this scope"},
+	Unavailable:   {"unavailable", http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the credential store is unavailable; retry later"},
+	InvalidScope:  {"invalid_scope", http.StatusBadRequest, "BAD_REQUEST", "the requested scope is not a valid scope"},
+	BadSignature:  {"bad_signature", http.StatusUnauthorized, "UNAUTHORIZED", "the token's signature does not verify"},
+	NotYetValid:   {"not_yet_valid", http.StatusUnauthorized, "UNAUTHORIZED", "the token is not valid yet"},
+	UntrustedKey:  {"untrusted_key", http.StatusUnauthorized, "UNAUTHORIZED", "the token is not signed by a trusted key"},
+	InvalidClaims: {"invalid_claims", http.StatusUnauthorized, "UNAUTHORIZED", "the token's claims are not accepted (issuer, audience, expiry or claim types)"},
 }
 
 // Reasons returns every reason in numeric order.

@@ -10,6 +10,7 @@ import (
 	"github.com/verifyd/verifyd/keystore"
 	"github.com/verifyd/verifyd/rbac"
 	"github.com/verifyd/verifyd/verify/credential"
+	"github.com/verifyd/verifyd/verify/jwt"
 )
 
 // Result is the answer to one verification. A denial is a Result, not an
@@ -41,6 +42,13 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger receives operational faults. nil means slog.Default().
 	Logger *slog.Logger
+	// JWT verifies tokens of the JWT shape. nil means no trust source is
+	// configured, and every JWT is refused as untrusted_key.
+	JWT *jwt.Verifier
+	// JWTCacheEntries bounds the cache of verified JWTs, keyed by the
+	// SHA-256 of their bytes. Zero means DefaultJWTCacheEntries; a negative
+	// value disables the cache, so that every JWT is verified afresh.
+	JWTCacheEntries int64
 }
 
 // EnsureDefaults fills in the defaults of unset fields and returns o.
@@ -68,6 +76,7 @@ type Verifier struct {
 	minter        *credential.Minter
 	opts          Options
 	metrics       *metrics
+	jwts          *jwtCache // nil when disabled
 }
 
 // New returns a Verifier over store, classifying generated API keys with
@@ -86,7 +95,16 @@ func New(store *keystore.Store, minter *credential.Minter, opts *Options) (*Veri
 	if err != nil {
 		return nil, err
 	}
-	return &Verifier{injectedClock: injected, store: store, minter: minter, opts: o, metrics: m}, nil
+	jwts, err := newJWTCache(o.JWTCacheEntries)
+	if err != nil {
+		return nil, err
+	}
+	return &Verifier{injectedClock: injected, store: store, minter: minter, opts: o, metrics: m, jwts: jwts}, nil
+}
+
+// Close releases the verifier's caches. Verify must not be called after.
+func (v *Verifier) Close() {
+	v.jwts.close()
 }
 
 // Verify checks token and, when scope is not empty, whether the credential
@@ -103,6 +121,15 @@ func (v *Verifier) Verify(token, scope string) Result {
 	return r
 }
 
+// now returns the current time: start, the time Verify read to measure
+// the decision, unless there is none or the clock is injected.
+func (v *Verifier) now(start time.Time) time.Time {
+	if start.IsZero() || v.injectedClock {
+		return v.opts.Now()
+	}
+	return start
+}
+
 // verify decides. start is the time Verify read to measure the decision, or
 // zero; with the real clock it also serves as the current time, so that a
 // metered decision reads the clock twice, not three times.
@@ -111,8 +138,11 @@ func (v *Verifier) verify(token, scope string, start time.Time) (Result, credent
 		return Result{Reason: InvalidScope}, credential.Malformed
 	}
 	f := v.minter.Classify(token)
-	if f == credential.Malformed {
+	switch f {
+	case credential.Malformed:
 		return Result{Reason: Malformed}, f
+	case credential.JWT:
+		return v.verifyJWT(token, scope, v.now(start)), f
 	}
 	e, err := v.store.Lookup(keystore.Sum(token))
 	if err != nil {
@@ -131,10 +161,7 @@ func (v *Verifier) verify(token, scope string, start time.Time) (Result, credent
 	if e.Revoked {
 		return Result{Reason: Revoked}, f
 	}
-	now := start
-	if now.IsZero() || v.injectedClock {
-		now = v.opts.Now()
-	}
+	now := v.now(start)
 	if !e.NotAfter.IsZero() && !now.Before(e.NotAfter) {
 		return Result{Reason: Expired}, f
 	}

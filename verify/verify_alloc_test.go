@@ -28,3 +28,24 @@ func TestCacheHitAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestJWTCacheHitAllocatesNothing: a JWT answered from the cache, with
+// metrics on, allocates nothing.
+func TestJWTCacheHitAllocatesNothing(t *testing.T) {
+	f := newJWTFixture(t)
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.v.metrics = m
+	for _, alg := range []string{"ES256", "HS256"} {
+		tok := f.sign(t, alg, f.claims("alloc"))
+		for _, scope := range []string{"", "tool:data:read", "tool:other:read"} {
+			f.v.Verify(tok, scope)
+			f.waitCache()
+			if n := testing.AllocsPerRun(200, func() { f.v.Verify(tok, scope) }); n != 0 {
+				t.Errorf("%s cache hit with scope %q allocates %v times", alg, scope, n)
+			}
+		}
+	}
+}

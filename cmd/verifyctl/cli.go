@@ -155,22 +155,22 @@ func dispatch(ctx context.Context, args []string, e *env, g *globals) error {
 	}
 	name := rest[0]
 	rest = rest[1:]
-	switch name {
-	case "help":
+	if name == "help" {
 		return helpCommand(e.stdout, rest)
-	case "keys":
-		// Global flags may sit between "keys" and its subcommand.
+	}
+	if subs, ok := groups[name]; ok {
+		// Global flags may sit between a group word and its subcommand.
 		if err := top.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				printHelp(e.stdout, nil)
 			}
-			return flagError("keys", err)
+			return flagError(name, err)
 		}
 		rest = top.Args()
 		if len(rest) == 0 {
-			return usagef("keys", "keys needs a subcommand: create, import, list, get, revoke or rotate")
+			return usagef(name, "%s needs a subcommand: %s", name, subs)
 		}
-		name = "keys " + rest[0]
+		name = name + " " + rest[0]
 		rest = rest[1:]
 	}
 	cmd := lookup(name)

@@ -26,8 +26,18 @@ var commands = []*command{
 	keysGetCmd,
 	keysRevokeCmd,
 	keysRotateCmd,
+	revokeJWTCmd,
+	revocationsListCmd,
 	verifyCmd,
 	versionCmd,
+}
+
+// groups maps the first word of the two-word commands to the list of their
+// second words, for the message that asks for one.
+var groups = map[string]string{
+	"keys":        "create, import, list, get, revoke or rotate",
+	"revoke":      "jwt",
+	"revocations": "list",
 }
 
 // lookup returns the command called name, or nil.

@@ -101,6 +101,48 @@ func (s *session) printDecision(r adminclient.VerifyResult) error {
 	return tw.Flush()
 }
 
+// printRevocation prints one JWT revocation: as JSON, or as a field list.
+func (s *session) printRevocation(r adminclient.JWTRevocation) error {
+	if s.g.output.json {
+		return s.printJSON(r)
+	}
+	tw := newTabWriter(s.stdout)
+	row := func(name, value string) { fmt.Fprintf(tw, "%s:\t%s\n", name, value) }
+	if r.TokenID != "" {
+		row("jti", clean(r.TokenID))
+		row("expires", fmtTime(r.ExpiresAt))
+	} else {
+		row("subject", clean(r.Subject))
+		row("not before", fmtTime(r.NotBefore))
+	}
+	row("created", fmtTime(r.CreatedAt))
+	row("creator", clean(r.Creator))
+	return tw.Flush()
+}
+
+// printRevocations prints the revocation list: as JSON, or as one aligned
+// table, jti revocations first.
+func (s *session) printRevocations(l adminclient.RevocationList) error {
+	if s.g.output.json {
+		if l.Tokens == nil {
+			l.Tokens = []adminclient.JWTRevocation{}
+		}
+		if l.Subjects == nil {
+			l.Subjects = []adminclient.JWTRevocation{}
+		}
+		return s.printJSON(l)
+	}
+	tw := newTabWriter(s.stdout)
+	fmt.Fprintln(tw, "KIND\tJTI OR SUBJECT\tNOT BEFORE\tEXPIRES\tCREATED\tCREATOR")
+	for _, r := range l.Tokens {
+		fmt.Fprintf(tw, "jti\t%s\t-\t%s\t%s\t%s\n", clean(r.TokenID), fmtTime(r.ExpiresAt), fmtTime(r.CreatedAt), clean(r.Creator))
+	}
+	for _, r := range l.Subjects {
+		fmt.Fprintf(tw, "subject\t%s\t%s\t-\t%s\t%s\n", clean(r.Subject), fmtTime(r.NotBefore), fmtTime(r.CreatedAt), clean(r.Creator))
+	}
+	return tw.Flush()
+}
+
 // writeKeyDetails writes k as an aligned list of fields, one per line. The
 // secret is never part of it.
 func writeKeyDetails(w io.Writer, k adminclient.Key) error {

@@ -6,7 +6,8 @@ import (
 	"strings"
 )
 
-const helpIntro = `verifyctl manages keys on a running verifyd daemon and checks tokens against it.
+const helpIntro = `verifyctl manages keys and JWT revocations on a running verifyd daemon and checks
+tokens against it.
 
 Usage:
   verifyctl [global flags] <command> [flags] [arguments]
@@ -15,9 +16,10 @@ Usage:
 const helpGlobals = `Global flags (accepted before or after the command and its arguments):
   --addr ADDR                 daemon address: http(s) URL or host:port
                               (default $VERIFYD_ADDR, else http://127.0.0.1:8080)
-  --admin-key KEY             admin key for the keys commands. Prefer setting
-                              $VERIFYD_ADMIN_KEY: a flag is visible to other
-                              users in ps and stays in the shell's history.
+  --admin-key KEY             admin key, needed by every command but verify and
+                              version. Prefer setting $VERIFYD_ADMIN_KEY: a flag
+                              is visible to other users in ps and stays in the
+                              shell's history.
   -o table|json               output format (default table)
   --timeout D                 time limit for each request (default 10s)
 `
@@ -45,7 +47,7 @@ Exit status:
   1  the daemon refused: token denied (401/403), no such key (404), admin key
      rejected, rate limited
   2  usage error, missing admin key, or a request the daemon rejected as
-     malformed (400, e.g. an invalid scope)
+     malformed (400, e.g. an invalid scope or a jti over 1024 bytes)
   3  the daemon is unreachable or timed out, answered 5xx, or answered outside
      its API
 `
@@ -69,7 +71,7 @@ func printHelp(w io.Writer, cmd *command) {
 
 // helpCommand runs "verifyctl help [command words]".
 func helpCommand(w io.Writer, words []string) error {
-	if len(words) == 0 || len(words) == 1 && words[0] == "keys" {
+	if len(words) == 0 || len(words) == 1 && groups[words[0]] != "" {
 		printHelp(w, nil)
 		return nil
 	}

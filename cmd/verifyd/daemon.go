@@ -20,6 +20,8 @@ import (
 	"github.com/verifyd/verifyd/keystore"
 	"github.com/verifyd/verifyd/verify"
 	"github.com/verifyd/verifyd/verify/credential"
+	"github.com/verifyd/verifyd/verify/jwt"
+	"github.com/verifyd/verifyd/verify/trust"
 )
 
 // Exit statuses, distinct so that supervisors and operators can tell the
@@ -93,11 +95,26 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		return exitOK
 	}
 
-	verifier, err := verify.New(store, minter, &verify.Options{CacheTTL: cfg.Verify.CacheTTL, Registerer: reg, Logger: log})
+	jwts, registry, err := trustRegistry(cfg, reg, log)
+	if err != nil {
+		log.Error("cannot load the trust sources", "err", err)
+		return exitConfig
+	}
+	if registry != nil {
+		defer registry.Close()
+	}
+	verifier, err := verify.New(store, minter, &verify.Options{
+		CacheTTL:        cfg.Verify.CacheTTL,
+		Registerer:      reg,
+		Logger:          log,
+		JWT:             jwts,
+		JWTCacheEntries: cfg.Cache.JWTEntries,
+	})
 	if err != nil {
 		log.Error("cannot create the verifier", "err", err)
 		return exitFailure
 	}
+	defer verifier.Close()
 	srv, err := httpapi.New(httpapi.Options{
 		Verifier:       verifier,
 		Manager:        verify.NewManager(store, minter, adminDigest, nil),
@@ -137,6 +154,25 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 	}
 	log.Info("stopped cleanly")
 	return exitOK
+}
+
+// trustRegistry loads the trust sources and returns the JWT front end over
+// them, or nils when no source is configured.
+func trustRegistry(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (*jwt.Verifier, *trust.Registry, error) {
+	if len(cfg.Trust.Sources) == 0 {
+		log.Info("no trust sources configured: JWTs are refused as untrusted_key")
+		return nil, nil, nil
+	}
+	registry, err := trust.New(cfg.Trust, &trust.Options{Registerer: reg, Logger: log, Getenv: os.Getenv})
+	if err != nil {
+		return nil, nil, err
+	}
+	front, err := jwt.NewVerifier(registry, &jwt.Options{MaxTokenBytes: cfg.Trust.MaxTokenBytes})
+	if err != nil {
+		registry.Close()
+		return nil, nil, err
+	}
+	return front, registry, nil
 }
 
 // adminKeyDigest returns the digest of the admin key: that of

@@ -111,3 +111,15 @@ func TestResetAdminKey(t *testing.T) {
 		t.Error("the new admin key is refused")
 	}
 }
+
+func TestExitStatusBadTrustSource(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "verifyd.yaml")
+	short := filepath.Join(dir, "short.key")
+	os.WriteFile(short, []byte("c2hvcnQ"), 0o600) // "short": 5 bytes
+	os.WriteFile(cfg, []byte("trust:\n  sources:\n    - name: proxy\n      hs256:\n        - kid: hs-1\n          secret_file: "+short+"\n"), 0o600)
+	code, out := runOnce(t, []string{"VERIFYD_CONFIG=" + cfg}, "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0")
+	if code != exitConfig || !strings.Contains(out, "cannot load the trust sources") || !strings.Contains(out, "32") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}

@@ -207,6 +207,41 @@ func (c *Client) RotateKey(ctx context.Context, id string, grace time.Duration) 
 	return k, nil
 }
 
+// RevokeJWT revokes JWTs with POST /v1/admin/revocations: the token whose
+// jti is r.TokenID, or every token of r.Subject issued before r.NotBefore
+// (zero: the daemon's now). Exactly one of TokenID and Subject must be set,
+// else the call fails with [ErrInvalidArgument]; CreatedAt and Creator are
+// not sent. It returns the revocation in effect, which may be wider than r
+// (a later expiry or not-before already in place). When it returns without
+// error, the revocation is durable on the daemon and in effect there.
+func (c *Client) RevokeJWT(ctx context.Context, r JWTRevocation) (JWTRevocation, error) {
+	switch {
+	case r.TokenID == "" && r.Subject == "":
+		return JWTRevocation{}, fmt.Errorf("%w: a jti or a subject is required", ErrInvalidArgument)
+	case r.TokenID != "" && r.Subject != "":
+		return JWTRevocation{}, fmt.Errorf("%w: give a jti or a subject, not both", ErrInvalidArgument)
+	}
+	r.CreatedAt, r.Creator = time.Time{}, ""
+	var got JWTRevocation
+	if err := c.admin(ctx, http.MethodPost, "/v1/admin/revocations", nil, r, &got); err != nil {
+		return JWTRevocation{}, err
+	}
+	if got.TokenID != r.TokenID || got.Subject != r.Subject {
+		return JWTRevocation{}, errors.New("adminclient: daemon answered a revocation other than the one requested")
+	}
+	return got, nil
+}
+
+// ListRevocations lists the JWT revocations in effect with
+// GET /v1/admin/revocations.
+func (c *Client) ListRevocations(ctx context.Context) (RevocationList, error) {
+	var l RevocationList
+	if err := c.admin(ctx, http.MethodGet, "/v1/admin/revocations", nil, nil, &l); err != nil {
+		return RevocationList{}, err
+	}
+	return l, nil
+}
+
 // Verify asks the daemon, with POST /v1/verify, whether token is valid and,
 // when scope is not empty, whether it grants scope. It needs no admin key.
 //

@@ -1,12 +1,14 @@
 // Package adminclient is the Go client for verifyd's HTTP API: the admin key
-// endpoints under /v1/admin/keys and the verification endpoint /v1/verify.
-// The verifyctl command is built on it.
+// endpoints under /v1/admin/keys, the JWT revocation endpoint
+// /v1/admin/revocations and the verification endpoint /v1/verify. The
+// verifyctl command is built on it.
 //
 // It also defines the JSON shapes of that API ([Key], [KeySpec],
-// [ImportRequest], [RotateRequest], [KeyList], [VerifyRequest],
-// [VerifyResult] and the error body [APIError]). Their json tags are the
-// wire contract: the daemon's HTTP package encodes and decodes the same
-// types, so a field renamed here is renamed on the wire.
+// [ImportRequest], [RotateRequest], [KeyList], [JWTRevocation],
+// [RevocationList], [VerifyRequest], [VerifyResult] and the error body
+// [APIError]). Their json tags are the wire contract: the daemon's HTTP
+// package encodes and decodes the same shapes, so a field renamed here is
+// renamed on the wire.
 //
 // # Results and errors
 //
@@ -16,7 +18,8 @@
 // decision body) is a [VerifyResult] with Allow false and a nil error, as a
 // denied credential is a result, not a failure. Arguments that cannot be sent
 // (an empty or malformed key id, a negative duration, an empty token) fail
-// with an error wrapping [ErrInvalidArgument] before any request is made, and
+// with an error wrapping [ErrInvalidArgument] before any request is made (so
+// does a revocation naming neither or both of a jti and a subject), and
 // admin methods called on a client without an admin key fail with
 // [ErrNoAdminKey]. Any other error means the daemon could not be reached or
 // answered something outside the contract.

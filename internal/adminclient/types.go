@@ -156,6 +156,31 @@ type KeyList struct {
 	Keys []Key `json:"keys"`
 }
 
+// A JWTRevocation revokes JWTs, which the daemon does not store: one token
+// by its "jti" claim, or every token of a subject issued before a time. As
+// the body of POST /v1/admin/revocations it sets exactly one of TokenID
+// (with an optional ExpiresAt) and Subject (with an optional NotBefore);
+// CreatedAt and Creator are set by the daemon in its answers.
+//
+// Timestamps are UTC in answers; the optional ones are zero when unset and
+// are then omitted from the JSON.
+type JWTRevocation struct {
+	TokenID   string    `json:"jti,omitempty"`       // the revoked token's jti
+	Subject   string    `json:"subject,omitempty"`   // the subject whose earlier tokens are revoked
+	ExpiresAt time.Time `json:"expires_at,omitzero"` // jti only: when the daemon may forget the revocation (the token's exp); zero: never
+	NotBefore time.Time `json:"not_before,omitzero"` // subject only: tokens issued (iat) before it are revoked; zero in a request: now
+	CreatedAt time.Time `json:"created_at,omitzero"` // set by the daemon
+	Creator   string    `json:"creator,omitempty"`   // set by the daemon
+}
+
+// A RevocationList is the body of the answer to GET /v1/admin/revocations:
+// the revocations in effect, token revocations sorted by jti and subject
+// revocations by subject.
+type RevocationList struct {
+	Tokens   []JWTRevocation `json:"tokens"`
+	Subjects []JWTRevocation `json:"subjects"`
+}
+
 // A VerifyRequest is the body of POST /v1/verify.
 type VerifyRequest struct {
 	Token string `json:"token"`

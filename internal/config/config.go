@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/verifyd/verifyd/verify/trust"
 )
 
 // Config is the daemon's configuration. The YAML keys are the snake_case
@@ -38,7 +40,10 @@ type Config struct {
 	HTTP   HTTP   `yaml:"http"`
 	Cache  Cache  `yaml:"cache"`
 	Verify Verify `yaml:"verify"`
-	Log    Log    `yaml:"log"`
+	// Trust lists the sources of keys that JWTs are verified against. No
+	// sources: every JWT is refused as untrusted_key.
+	Trust trust.Config `yaml:"trust"`
+	Log   Log          `yaml:"log"`
 	// AdminKey is the admin key, from VERIFYD_ADMIN_KEY only (never from the
 	// file or flags). Empty means: use the key generated on first start.
 	AdminKey string `yaml:"-"`
@@ -71,6 +76,9 @@ type Cache struct {
 	NegativeEntries int64 `yaml:"negative_entries"`
 	// NegativeTTL is how long an unknown digest is remembered. Default 10s.
 	NegativeTTL time.Duration `yaml:"negative_ttl"`
+	// JWTEntries is the number of verified JWTs kept, each until its exp.
+	// Default 262144; negative disables the cache.
+	JWTEntries int64 `yaml:"jwt_entries"`
 }
 
 // Verify configures decisions.
@@ -103,7 +111,7 @@ func Default() Config {
 			MaxConnections:  16384,
 			ShutdownTimeout: 10 * time.Second,
 		},
-		Cache:  Cache{Entries: 1 << 20, NegativeEntries: 1 << 16, NegativeTTL: 10 * time.Second},
+		Cache:  Cache{Entries: 1 << 20, NegativeEntries: 1 << 16, NegativeTTL: 10 * time.Second, JWTEntries: 1 << 18},
 		Verify: Verify{CacheTTL: 5 * time.Second},
 		Log:    Log{Level: "info", Format: "text"},
 	}
@@ -226,6 +234,19 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format %q is not text or json", c.Log.Format)
+	}
+	if c.Cache.JWTEntries == 0 {
+		bad("cache.jwt_entries must not be 0 (negative disables the cache)")
+	}
+	c.Trust.EnsureDefaults()
+	if err := c.Trust.Validate(); err != nil {
+		problems := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			problems = j.Unwrap()
+		}
+		for _, p := range problems {
+			errs = append(errs, fmt.Errorf("config: %w", p))
+		}
 	}
 	if c.AdminKey != "" && (len(c.AdminKey) < 16 || len(c.AdminKey) > 512 || strings.ContainsAny(c.AdminKey, " \t\r\n")) {
 		bad("VERIFYD_ADMIN_KEY must be 16-512 bytes without whitespace")

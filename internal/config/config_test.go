@@ -84,3 +84,55 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestTrustConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/verifyd.yaml"
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`
+trust:
+  leeway: 30s
+  sources:
+    - name: gateway
+      jwks_url: https://idp.example/jwks.json
+      issuer: https://issuer.example
+      audience: [verifyd]
+    - name: proxy
+      hs256:
+        - kid: hs-1
+          secret_env: PROXY_SECRET
+`)
+	c, _, err := Load([]string{"--config", path}, func(string) string { return "" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Trust.Leeway != 30*time.Second || len(c.Trust.Sources) != 2 || c.Trust.Sources[1].HS256[0].Kid != "hs-1" {
+		t.Errorf("trust = %+v", c.Trust)
+	}
+	if c.Trust.MaxTokenBytes != 8192 {
+		t.Errorf("max_token_bytes default = %d", c.Trust.MaxTokenBytes)
+	}
+
+	write(`
+trust:
+  sources:
+    - name: Bad Name
+      jwks_url: https://idp.example/jwks.json
+      jwks_file: /etc/jwks.json
+    - name: proxy
+`)
+	_, _, err = Load([]string{"--config", path}, func(string) string { return "" }, nil)
+	if err == nil {
+		t.Fatal("invalid trust sources accepted")
+	}
+	for _, want := range []string{"config: trust.sources[0]", "config: trust.sources[1] (proxy)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+}

@@ -64,9 +64,7 @@ type keyList struct {
 // handleAdmin serves /v1/admin/keys; rest is the path after it ("", "/import",
 // "/{id}" or "/{id}/rotate").
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, rest string) {
-	if !s.opts.Manager.IsAdmin(string(ctx.Request.Header.Peek("X-Admin-Key"))) {
-		ctx.Response.Header.Set("WWW-Authenticate", `AdminKey realm="verifyd"`)
-		writeError(ctx, fasthttp.StatusUnauthorized, "UNAUTHORIZED", "a valid admin key is required in the X-Admin-Key header")
+	if !s.isAdmin(ctx) {
 		return
 	}
 	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
@@ -106,6 +104,18 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, rest string) {
 			writeError(ctx, fasthttp.StatusNotFound, "NOT_FOUND", "no such endpoint: "+string(ctx.Path()))
 		}
 	}
+}
+
+// isAdmin reports whether the request carries the admin key, answering 401
+// when it does not. Every admin endpoint calls it first, before looking at
+// anything else in the request.
+func (s *Server) isAdmin(ctx *fasthttp.RequestCtx) bool {
+	if s.opts.Manager.IsAdmin(string(ctx.Request.Header.Peek("X-Admin-Key"))) {
+		return true
+	}
+	ctx.Response.Header.Set("WWW-Authenticate", `AdminKey realm="verifyd"`)
+	writeError(ctx, fasthttp.StatusUnauthorized, "UNAUTHORIZED", "a valid admin key is required in the X-Admin-Key header")
+	return false
 }
 
 func (s *Server) createKey(c context.Context, ctx *fasthttp.RequestCtx, imported bool) {
@@ -216,6 +226,8 @@ func (s *Server) answerError(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case errors.As(err, &spec):
 		writeError(ctx, fasthttp.StatusBadRequest, "BAD_REQUEST", strings.Join(spec.Problems, "; "))
+	case errors.Is(err, keystore.ErrInvalidRevocation):
+		writeError(ctx, fasthttp.StatusBadRequest, "BAD_REQUEST", strings.TrimPrefix(err.Error(), "keystore: "))
 	case errors.Is(err, keystore.ErrNotFound):
 		writeError(ctx, fasthttp.StatusNotFound, "NOT_FOUND", "no key with this id")
 	case errors.Is(err, keystore.ErrDigestInUse):

@@ -1,6 +1,6 @@
 // Package httpapi is verifyd's HTTP surface, served with fasthttp: the verify
-// endpoint, the admin API for keys, health and readiness probes, and
-// Prometheus metrics. It translates requests into calls on package verify and
+// endpoint, the admin API for keys and JWT revocations, health and readiness
+// probes, and Prometheus metrics. It translates requests into calls on package verify and
 // results back into responses; it holds no authorization logic of its own.
 //
 // # Endpoints
@@ -15,12 +15,18 @@
 //	GET    /v1/admin/keys/{id}           one key
 //	DELETE /v1/admin/keys/{id}           revoke
 //	POST   /v1/admin/keys/{id}/rotate    new secret, same id; {"grace":"10m"} keeps the old one working
+//	POST   /v1/admin/revocations         revoke JWTs: {"jti","expires_at"} or {"subject","not_before"} (201)
+//	GET    /v1/admin/revocations         the JWT revocations in effect: {"tokens":[...],"subjects":[...]}
 //
 // Admin endpoints require the admin key in X-Admin-Key and answer 401 without
 // it, never hinting whether a key exists. Errors are JSON objects
 // {"code","error","message"}. Request bodies are limited to
 // [DefaultMaxBodyBytes] unless configured otherwise; a larger body, malformed
 // JSON, an unknown field or an invalid value gets 400 and changes nothing.
+//
+// Times in revocation requests are RFC 3339 strings or JSON numbers of Unix
+// seconds (a JWT NumericDate); answers use RFC 3339 in UTC. A revocation is
+// answered only once it is durable and in effect on this node.
 //
 // A *fasthttp.RequestCtx never escapes its handler.
 package httpapi

@@ -213,6 +213,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 	case path == "/v1/admin/keys" || len(path) > len("/v1/admin/keys/") && path[:len("/v1/admin/keys/")] == "/v1/admin/keys/":
 		s.handleAdmin(ctx, path[len("/v1/admin/keys"):])
 		return "admin_keys"
+	case path == "/v1/admin/revocations":
+		s.handleRevocations(ctx)
+		return "admin_revocations"
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, "NOT_FOUND", "no such endpoint: "+path)
 		return "other"

@@ -19,7 +19,10 @@ type verifyAllowed struct {
 	Subject    string              `json:"subject"`
 	Kind       string              `json:"kind"`
 	KeyID      string              `json:"key_id"`
+	Source     string              `json:"source,omitempty"`
+	Realm      string              `json:"realm,omitempty"`
 	Roles      []string            `json:"roles"`
+	Scopes     []string            `json:"scopes,omitempty"`
 	Projects   map[string][]string `json:"project_roles,omitempty"`
 	Grant      string              `json:"grant,omitempty"`
 	ExpiresAt  *time.Time          `json:"expires_at,omitempty"`
@@ -69,7 +72,10 @@ func (s *Server) handleVerify(ctx *fasthttp.RequestCtx) {
 		Subject:    p.Subject,
 		Kind:       p.Kind,
 		KeyID:      p.KeyID,
+		Source:     p.Source,
+		Realm:      p.Realm,
 		Roles:      p.Roles,
+		Scopes:     p.Scopes,
 		Projects:   p.ProjectRoles,
 		Grant:      r.Grant,
 		CacheTTLms: r.CacheTTL.Milliseconds(),

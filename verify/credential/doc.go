@@ -35,6 +35,9 @@
 //     0x21–0x7E (printable ASCII, no space), not starting with "vk_" or
 //     "pat_", and not of the [Agent] form. This class is for migrating an
 //     existing estate of keys (see [ValidateImported]).
+//   - [JWT]: "ey" followed by a '.' within the first 1024 bytes, whatever the
+//     length: the shape of a compact JWS whose header is a JSON object. The
+//     JWT front end (package verify/jwt) decides whether it is valid.
 //   - [Malformed]: everything else, including the empty string, anything
 //     over 512 bytes, control characters, spaces, non-ASCII bytes, a trailing
 //     newline, and every string with a reserved prefix ("vk_", "pat_") that
@@ -47,9 +50,8 @@
 // statement about the string, not about which record it belongs to; the
 // record found by digest is authoritative.
 //
-// A compact JWT is no format of this package: one of up to 512 printable
-// bytes classifies as [Imported], so callers recognise JWTs before asking
-// for a class.
+// [JWT] is tested first, so an imported key may not have its shape
+// ([ValidateImported] refuses it).
 //
 // A string that differs from a well-formed credential in any way is a
 // different string with a different digest, even when it decodes to the same

@@ -58,6 +58,10 @@ const (
 	PAT
 	// Imported is a key taken over from another system.
 	Imported
+	// JWT is a token with the shape of a compact JWS: a first segment that
+	// starts with "ey" (the base64url encoding of '{') and a '.'. Its
+	// validity is for the JWT front end to decide.
+	JWT
 	// NumFormats is the number of formats; every Format below it is valid.
 	NumFormats
 )
@@ -68,10 +72,11 @@ var formatNames = [...]string{
 	Agent:     "agent",
 	PAT:       "pat",
 	Imported:  "imported",
+	JWT:       "jwt",
 }
 
 // String returns the format's stable lower-case name ("malformed",
-// "api_key", "agent", "pat", "imported"), suitable as a metric label or log
+// "api_key", "agent", "pat", "imported", "jwt"), suitable as a metric label or log
 // field. An out-of-range value prints as "format(N)".
 func (f Format) String() string {
 	if int(f) < len(formatNames) {
@@ -84,9 +89,14 @@ func (f Format) String() string {
 // key, so a random or forged one is [Malformed]; it looks nothing up, and a
 // well-formed result says nothing about whether a record exists.
 //
-// Classify allocates nothing for any input, and its cost is bounded by
-// [MaxLen]: longer input is rejected from its length alone.
+// A token with the shape of a compact JWS is [JWT] whatever its length:
+// the JWT front end applies its own size cap. Classify allocates nothing for
+// any input, and its cost is bounded by [MaxLen]: longer input that is not
+// a JWT is rejected from its length alone.
 func (m *Minter) Classify(tok string) Format {
+	if looksLikeJWT(tok) {
+		return JWT
+	}
 	n := len(tok)
 	if n < MinImportedLen || n > MaxLen {
 		return Malformed
@@ -108,6 +118,19 @@ func (m *Minter) Classify(tok string) Format {
 		return Imported
 	}
 	return Malformed
+}
+
+// maxJWTHeaderLen bounds the search for the '.' that ends a JWT's header
+// segment: real headers (alg, kid, typ) are far shorter.
+const maxJWTHeaderLen = 1024
+
+// looksLikeJWT reports whether tok has the shape of a compact JWS: "ey" and
+// a '.' within the first maxJWTHeaderLen bytes.
+func looksLikeJWT(tok string) bool {
+	if len(tok) < 3 || tok[0] != 'e' || tok[1] != 'y' {
+		return false
+	}
+	return strings.IndexByte(tok[:min(len(tok), maxJWTHeaderLen)], '.') > 0
 }
 
 // alphabet is the base64url alphabet of RFC 4648 §5.

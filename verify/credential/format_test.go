@@ -74,7 +74,12 @@ func TestClassify(t *testing.T) {
 		{"imported non-ASCII", "légacy-key-0123456789", Malformed},
 		{"imported invalid UTF-8", "legacy\xffkey0123456789", Malformed},
 		{"imported all printable", "!\"#$%&'()*+,-./0123456789:;<=>?@[\\]^_`{|}~", Imported},
-		{"JWT shape", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlc2lnbmF0dXJl", Imported},
+		{"JWT shape", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlc2lnbmF0dXJl", JWT},
+		{"JWT shape beyond MaxLen", "eyJhbGciOiJIUzI1NiJ9." + strings.Repeat("A", 4000) + ".c2ln", JWT},
+		{"JWT shape of dots only", "ey" + strings.Repeat(".", 5000), JWT},
+		{"ey without a dot", "eyJhbGciOiJIUzI1NiJ9", Imported},
+		{"ey with a late dot", "ey" + strings.Repeat("A", 1100) + ".x", Malformed},
+		{"dots without ey", "abc.def.ghijklmnopq", Imported},
 
 		{"api key", apiKey, APIKey},
 		{"api key trailing newline", apiKey + "\n", Malformed},

@@ -8,7 +8,8 @@ import (
 // ValidateImported reports whether secret may be imported as an existing key
 // from another system: 16 to 512 bytes ([MinImportedLen], [MaxLen]), each in
 // 0x21–0x7E (printable ASCII without space), and not starting with a
-// reserved prefix ("vk_", "pat_"; the check is case-sensitive). The error
+// reserved prefix ("vk_", "pat_"; the check is case-sensitive), and not of
+// the [JWT] shape ("ey" and a '.' early on). The error
 // names the first problem found and never contains the secret or any byte
 // of it.
 //
@@ -28,6 +29,9 @@ func ValidateImported(secret string) error {
 		if strings.HasPrefix(secret, p) {
 			return fmt.Errorf("credential: imported key starts with the reserved prefix %q", p)
 		}
+	}
+	if looksLikeJWT(secret) {
+		return fmt.Errorf("credential: imported key has the shape of a JWT (starts with \"ey\" and contains '.')")
 	}
 	for i := range len(secret) {
 		switch c := secret[i]; {

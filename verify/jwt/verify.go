@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"encoding/base64"
 	"fmt"
@@ -68,6 +69,13 @@ func LooksLikeJWT(token string) bool {
 	return len(token) > 2 && token[0] == 'e' && token[1] == 'y' && strings.IndexByte(token, '.') > 0
 }
 
+// Refusals of the compact grammar, made once (see segErrors).
+var (
+	errNoDot    = fmt.Errorf("%w: not a compact JWS (no '.')", ErrMalformed)
+	errOneDot   = fmt.Errorf("%w: not a compact JWS (one '.', need two)", ErrMalformed)
+	errManyDots = fmt.Errorf("%w: not a compact JWS (more than two '.'; JWE and JSON serializations are refused)", ErrMalformed)
+)
+
 // Verify checks token at time now and returns its claims and the key that
 // verified it. Checks run in this order, and the first failure is returned:
 // size cap, compact grammar, base64url, header, key selection, signature
@@ -79,20 +87,20 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, *Key, error) {
 	}
 	dot1 := strings.IndexByte(token, '.')
 	if dot1 < 0 {
-		return Claims{}, nil, fmt.Errorf("%w: not a compact JWS (no '.')", ErrMalformed)
+		return Claims{}, nil, errNoDot
 	}
 	dot2 := strings.IndexByte(token[dot1+1:], '.')
 	if dot2 < 0 {
-		return Claims{}, nil, fmt.Errorf("%w: not a compact JWS (one '.', need two)", ErrMalformed)
+		return Claims{}, nil, errOneDot
 	}
 	dot2 += dot1 + 1
 	if strings.IndexByte(token[dot2+1:], '.') >= 0 {
-		return Claims{}, nil, fmt.Errorf("%w: not a compact JWS (more than two '.'; JWE and JSON serializations are refused)", ErrMalformed)
+		return Claims{}, nil, errManyDots
 	}
 	header, payload, signature := token[:dot1], token[dot1+1:dot2], token[dot2+1:]
-	for _, seg := range [...]struct{ name, text string }{{"header", header}, {"payload", payload}, {"signature", signature}} {
-		if err := checkSegment(seg.text); err != nil {
-			return Claims{}, nil, fmt.Errorf("%w: %s: %s", ErrMalformed, seg.name, err)
+	for i, seg := range [3]string{header, payload, signature} {
+		if p := checkSegment(seg); p >= 0 {
+			return Claims{}, nil, segErrors[i][p]
 		}
 	}
 
@@ -120,29 +128,67 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, *Key, error) {
 	return claims, key, nil
 }
 
-// base64url alphabet, RFC 4648 §5.
-var isB64URL = func() (t [256]bool) {
-	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
-		t[c] = true
+// b64Value maps a base64url character (RFC 4648 §5) to its 6-bit value,
+// and every other byte to 0xFF.
+var b64Value = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xFF
+	}
+	for i, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+		t[c] = byte(i)
 	}
 	return
 }()
 
-// checkSegment accepts only unpadded base64url of a possible length. The
-// alphabet check matters: Go's decoders skip '\r' and '\n'.
-func checkSegment(seg string) error {
-	if seg == "" {
-		return fmt.Errorf("empty")
+// The ways a segment can fail checkSegment.
+const (
+	segEmpty = iota
+	segAlphabet
+	segLength
+	segUnusedBits
+	numSegProblems
+)
+
+// segErrors holds every checkSegment refusal, made once: malformed tokens
+// arrive in floods, and refusing one allocates nothing.
+var segErrors = func() (t [3][numSegProblems]error) {
+	for i, seg := range [3]string{"header", "payload", "signature"} {
+		t[i][segEmpty] = fmt.Errorf("%w: %s segment is empty", ErrMalformed, seg)
+		t[i][segAlphabet] = fmt.Errorf("%w: %s segment has a character outside unpadded base64url ('=', '+', '/' and whitespace are refused)", ErrMalformed, seg)
+		t[i][segLength] = fmt.Errorf("%w: %s segment has an impossible base64url length", ErrMalformed, seg)
+		t[i][segUnusedBits] = fmt.Errorf("%w: %s segment is not canonical base64url (unused bits set)", ErrMalformed, seg)
 	}
-	if len(seg)%4 == 1 {
-		return fmt.Errorf("impossible base64url length %d", len(seg))
+	return
+}()
+
+// checkSegment accepts only the canonical unpadded base64url spelling of
+// some bytes: the alphabet (Go's decoders would skip '\r' and '\n'), a
+// possible length, and zero unused bits in the last character, so that no
+// two accepted tokens decode to the same bytes. It returns a segErrors
+// index, or -1.
+func checkSegment(seg string) int {
+	if seg == "" {
+		return segEmpty
 	}
 	for i := 0; i < len(seg); i++ {
-		if !isB64URL[seg[i]] {
-			return fmt.Errorf("byte %d is not a base64url character (padding, '+', '/' and whitespace are refused)", i)
+		if b64Value[seg[i]] == 0xFF {
+			return segAlphabet
 		}
 	}
-	return nil
+	last := b64Value[seg[len(seg)-1]]
+	switch len(seg) % 4 {
+	case 1:
+		return segLength
+	case 2:
+		if last&0x0F != 0 {
+			return segUnusedBits
+		}
+	case 3:
+		if last&0x03 != 0 {
+			return segUnusedBits
+		}
+	}
+	return -1
 }
 
 var b64 = base64.RawURLEncoding.Strict()
@@ -286,64 +332,112 @@ func (s *scratch) parseClaims(seg string, p *Profile, now time.Time) (Claims, er
 		return Claims{}, malformed("payload is a JSON %s, not an object", root.Kind())
 	}
 
-	var c Claims
-	var has [3]bool
-	for i, name := range [...]string{"exp", "nbf", "iat"} {
-		v, ok := root.Get(name)
-		if !ok {
-			continue
+	// One pass collects the registered claims; a zero Value is an absent
+	// claim.
+	var reg registered
+	var nameBuf [32]byte
+	for name, val := range root.Members() {
+		switch memberName(name, &nameBuf) {
+		case "exp":
+			reg.exp = val
+		case "nbf":
+			reg.nbf = val
+		case "iat":
+			reg.iat = val
+		case "iss":
+			reg.iss = val
+		case "aud":
+			reg.aud = val
+		case "sub":
+			reg.sub = val
+		case "jti":
+			reg.jti = val
 		}
-		t, err := numericDate(v)
-		if err != nil {
-			return Claims{}, invalidClaims("%q %s", name, err)
-		}
-		has[i] = true
-		switch i {
-		case 0:
-			c.ExpiresAt = t
-		case 1:
-			c.NotBefore = t
-		case 2:
-			c.IssuedAt = t
-		}
-	}
-	if !has[0] && !p.AllowNoExp {
-		return Claims{}, invalidClaims(`"exp" is required`)
-	}
-	for _, name := range [...]string{"iss", "jti", "sub"} {
-		if v, ok := root.Get(name); ok && v.Kind() != strictjson.String {
-			return Claims{}, invalidClaims("%q is a JSON %s, not a string", name, v.Kind())
-		}
-	}
-	iss, hasIss := root.Get("iss")
-	if p.Issuer != "" && (!hasIss || !iss.StrEqual(p.Issuer)) {
-		return Claims{}, invalidClaims(`"iss" is not the issuer this key's source trusts`)
-	}
-	if hasIss {
-		c.Issuer, _ = iss.Str()
-	}
-	if err := checkAudience(root, p.Audience); err != nil {
-		return Claims{}, err
-	}
-	if jti, ok := root.Get("jti"); ok {
-		c.ID, _ = jti.Str()
 	}
 
-	if has[0] && !now.Before(c.ExpiresAt.Add(p.Leeway)) {
+	var c Claims
+	var err2 error
+	if c.ExpiresAt, err2 = optionalDate("exp", reg.exp); err2 != nil {
+		return Claims{}, err2
+	}
+	if c.NotBefore, err2 = optionalDate("nbf", reg.nbf); err2 != nil {
+		return Claims{}, err2
+	}
+	if c.IssuedAt, err2 = optionalDate("iat", reg.iat); err2 != nil {
+		return Claims{}, err2
+	}
+	if reg.exp.Kind() == strictjson.Invalid && !p.AllowNoExp {
+		return Claims{}, invalidClaims(`"exp" is required`)
+	}
+	for _, m := range [...]struct {
+		name string
+		v    strictjson.Value
+	}{{"iss", reg.iss}, {"jti", reg.jti}, {"sub", reg.sub}} {
+		if k := m.v.Kind(); k != strictjson.Invalid && k != strictjson.String {
+			return Claims{}, invalidClaims("%q is a JSON %s, not a string", m.name, k)
+		}
+	}
+	if p.Issuer != "" && !reg.iss.StrEqual(p.Issuer) {
+		return Claims{}, invalidClaims(`"iss" is not the issuer this key's source trusts`)
+	}
+	c.Issuer, _ = reg.iss.Str()
+	if err := checkAudience(reg.aud, p.Audience); err != nil {
+		return Claims{}, err
+	}
+	c.ID, _ = reg.jti.Str()
+
+	if !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt.Add(p.Leeway)) {
 		return Claims{}, fmt.Errorf("%w: expired at %s", ErrExpired, c.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	late := now.Add(p.Leeway)
-	if has[1] && c.NotBefore.After(late) {
+	if c.NotBefore.After(late) {
 		return Claims{}, fmt.Errorf("%w: not valid before %s", ErrNotYetValid, c.NotBefore.UTC().Format(time.RFC3339))
 	}
-	if has[2] && c.IssuedAt.After(late) {
+	if c.IssuedAt.After(late) {
 		return Claims{}, fmt.Errorf("%w: issued in the future, at %s", ErrNotYetValid, c.IssuedAt.UTC().Format(time.RFC3339))
 	}
 
-	if err := c.readIdentity(root, p); err != nil {
+	if err := c.readIdentity(root, reg.sub, p); err != nil {
 		return Claims{}, err
 	}
 	return c, nil
+}
+
+// registered holds the registered claims of a token, found in one pass.
+type registered struct {
+	exp, nbf, iat, iss, aud, sub, jti strictjson.Value
+}
+
+// memberName returns an object member's name for comparison: a view of
+// the raw bytes, or of buf when the name has escapes to decode (or is too
+// long for buf, in which case it matches no registered claim). The view is
+// valid until the next call and must not be kept.
+func memberName(name strictjson.Value, buf *[32]byte) string {
+	raw := name.Raw()
+	if len(raw) < 2 {
+		return ""
+	}
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return unsafe.String(unsafe.SliceData(inner), len(inner))
+	}
+	if len(inner) > len(buf) {
+		return ""
+	}
+	b := name.AppendStr(buf[:0])
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// optionalDate reads a NumericDate claim, zero when absent.
+func optionalDate(name string, v strictjson.Value) (time.Time, error) {
+	if v.Kind() == strictjson.Invalid {
+		return time.Time{}, nil
+	}
+	t, err := numericDate(v)
+	if err != nil {
+		return time.Time{}, invalidClaims("%q %s", name, err)
+	}
+	return t, nil
 }
 
 // numericDate converts a NumericDate (RFC 7519 §2), a JSON number of
@@ -364,9 +458,8 @@ func numericDate(v strictjson.Value) (time.Time, error) {
 // checkAudience applies RFC 7519 §4.1.3 when the profile names audiences:
 // "aud" must be a string or a non-empty array of strings naming one of
 // them. Without configured audiences, a present "aud" is still type-checked.
-func checkAudience(root strictjson.Value, ours []string) error {
-	aud, ok := root.Get("aud")
-	if !ok {
+func checkAudience(aud strictjson.Value, ours []string) error {
+	if aud.Kind() == strictjson.Invalid {
 		if len(ours) > 0 {
 			return invalidClaims(`"aud" is required`)
 		}
@@ -405,9 +498,12 @@ func checkAudience(root strictjson.Value, ours []string) error {
 
 // readIdentity fills the subject, roles, realm and scopes from the claims
 // the profile names.
-func (c *Claims) readIdentity(root strictjson.Value, p *Profile) error {
+func (c *Claims) readIdentity(root, sub strictjson.Value, p *Profile) error {
 	for _, name := range p.subjectClaims() {
-		v, ok := lookupPath(root, name)
+		v, ok := sub, sub.Kind() != strictjson.Invalid
+		if name != "sub" {
+			v, ok = lookupPath(root, name)
+		}
 		if !ok {
 			continue
 		}
@@ -416,7 +512,7 @@ func (c *Claims) readIdentity(root strictjson.Value, p *Profile) error {
 			return invalidClaims("subject claim %q is not a non-empty string", name)
 		}
 		if strings.IndexByte(sub, '@') >= 0 {
-			sub = strings.ToLower(sub)
+			sub = lowerASCII(sub)
 		}
 		c.Subject = sub
 		break
@@ -483,7 +579,7 @@ func stringList(v strictjson.Value, split bool) ([]string, error) {
 	case strictjson.String:
 		s, _ := v.Str()
 		if split {
-			return strings.Fields(s), nil
+			return splitSpaces(s), nil
 		}
 		if s == "" {
 			return nil, nil
@@ -501,6 +597,36 @@ func stringList(v strictjson.Value, split bool) ([]string, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("is a JSON %s, not a string or an array of strings", v.Kind())
+}
+
+// lowerASCII lower-cases the ASCII letters of s and nothing else: Unicode
+// case mapping would fold distinct addresses into one ("\u212Aate" — with
+// a Kelvin sign — into "kate").
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// splitSpaces splits an OAuth scope string on U+0020 only (RFC 6749
+// §3.3), dropping empty parts.
+func splitSpaces(s string) []string {
+	out := make([]string, 0, strings.Count(s, " ")+1)
+	for part := range strings.SplitSeq(s, " ") {
+		if part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 // stringBytes views s as a byte slice without copying. The callers only
