@@ -151,6 +151,27 @@ trust:
 	if a := d.verifyHTTP(hs, "mailbox:alice:inbox"); a.Status != 403 || a.Reason != "forbidden" {
 		t.Errorf("another's mailbox: %+v", a)
 	}
+	// Revocation through verifyctl: by jti, then by subject; both apply to
+	// tokens already cached.
+	if out, code := d.ctl(d.adminKey(), "revoke", "jwt", "--jti", "jti-bob"); code != 0 {
+		t.Fatalf("revoke jwt --jti: exit %d: %s", code, out)
+	}
+	if a := d.verifyHTTP(hs, ""); a.Status != 401 || a.Reason != "revoked" {
+		t.Errorf("token revoked by jti: %d %s", a.Status, a.Reason)
+	}
+	erin := provider.sign(t, "es-1", jwtClaims("erin@example.com", time.Hour))
+	if a := d.verifyHTTP(erin, ""); a.Status != 200 {
+		t.Fatalf("erin: %+v", a)
+	}
+	// not_before defaults to the daemon's now rounded up to a whole second,
+	// which is after erin's iat (now rounded down).
+	if out, code := d.ctl(d.adminKey(), "revoke", "jwt", "--subject", "erin@example.com"); code != 0 {
+		t.Fatalf("revoke jwt --subject: exit %d: %s", code, out)
+	}
+	if a := d.verifyHTTP(erin, ""); a.Status != 401 || a.Reason != "revoked" {
+		t.Errorf("token of a revoked subject: %d %s", a.Status, a.Reason)
+	}
+
 	refusals := map[string]struct {
 		token  string
 		status string
