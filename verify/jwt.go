@@ -3,11 +3,9 @@ package verify
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/dgraph-io/ristretto/v2"
 
 	"github.com/verifyd/verifyd/keystore"
 	"github.com/verifyd/verifyd/rbac"
@@ -30,67 +28,109 @@ type jwtEntry struct {
 	expires   time.Time // "exp"; zero when absent
 	notBefore time.Time // "nbf", or zero
 	issuedAt  time.Time // "iat", or zero
+	until     time.Time // the entry answers no use at or after this: exp, or a bound without exp
 	// revGen is the store's revocation generation at which the token was
 	// last found unrevoked. A use that sees another generation checks the
 	// revocations again.
 	revGen atomic.Uint64
 }
 
-// jwtCache holds verified JWTs by the SHA-256 of their exact bytes.
+// jwtCache holds verified JWTs by the SHA-256 of their exact bytes, in
+// shards of plain maps. It is not ristretto: every cold verification
+// inserts, and a ristretto insert hands the item to its policy goroutine
+// through a channel, which wakes that goroutine (an OS thread handoff of
+// several microseconds when it sleeps) once per verification. Here an
+// insert is a map write under the shard's lock; when a shard is full, the
+// entry expiring first among a few sampled ones is evicted.
 type jwtCache struct {
-	c *ristretto.Cache[uint64, *jwtEntry]
+	perShard int
+	shards   [jwtShards]jwtShard
 }
 
-func newJWTCache(entries int64) (*jwtCache, error) {
+const (
+	jwtShards      = 64
+	evictionSample = 8
+)
+
+type jwtShard struct {
+	mu sync.RWMutex
+	m  map[uint64]*jwtEntry
+	_  [40]byte // keep shards on separate cache lines
+}
+
+func newJWTCache(entries int64) *jwtCache {
 	if entries < 0 {
-		return nil, nil
+		return nil
 	}
 	if entries == 0 {
 		entries = DefaultJWTCacheEntries
 	}
-	c, err := ristretto.NewCache(&ristretto.Config[uint64, *jwtEntry]{
-		NumCounters:        10 * entries,
-		MaxCost:            entries,
-		BufferItems:        64,
-		IgnoreInternalCost: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("verify: jwt cache: %w", err)
+	c := &jwtCache{perShard: max(int((entries+jwtShards-1)/jwtShards), 1)}
+	for i := range c.shards {
+		c.shards[i].m = make(map[uint64]*jwtEntry)
 	}
-	return &jwtCache{c: c}, nil
+	return c
 }
 
-// cacheKey takes ristretto's key from the digest's first 8 bytes; entries
-// carry the whole digest, which a hit compares.
+// cacheKey is the digest's first 8 bytes; entries carry the whole digest,
+// which a hit compares.
 func cacheKey(d *keystore.Digest) uint64 { return binary.LittleEndian.Uint64(d[:8]) }
+
+func (c *jwtCache) shard(k uint64) *jwtShard { return &c.shards[k>>58] }
 
 func (c *jwtCache) get(d *keystore.Digest) *jwtEntry {
 	if c == nil {
 		return nil
 	}
-	e, ok := c.c.Get(cacheKey(d))
-	if !ok || e.digest != *d {
+	k := cacheKey(d)
+	sh := c.shard(k)
+	sh.mu.RLock()
+	e := sh.m[k]
+	sh.mu.RUnlock()
+	if e == nil || e.digest != *d {
 		return nil
 	}
 	return e
 }
 
-func (c *jwtCache) set(e *jwtEntry, ttl time.Duration) {
-	if c != nil && ttl > 0 {
-		c.c.SetWithTTL(cacheKey(&e.digest), e, 1, ttl)
+func (c *jwtCache) set(e *jwtEntry) {
+	if c == nil {
+		return
 	}
+	k := cacheKey(&e.digest)
+	sh := c.shard(k)
+	sh.mu.Lock()
+	if _, ok := sh.m[k]; !ok && len(sh.m) >= c.perShard {
+		// Map iteration starts at a random place: the first few entries
+		// are a random sample.
+		var victim uint64
+		var soonest time.Time
+		n := 0
+		for vk, ve := range sh.m {
+			if n == 0 || ve.until.Before(soonest) {
+				victim, soonest = vk, ve.until
+			}
+			if n++; n == evictionSample {
+				break
+			}
+		}
+		delete(sh.m, victim)
+	}
+	sh.m[k] = e
+	sh.mu.Unlock()
 }
 
-func (c *jwtCache) del(d *keystore.Digest) {
-	if c != nil {
-		c.c.Del(cacheKey(d))
+func (c *jwtCache) del(e *jwtEntry) {
+	if c == nil {
+		return
 	}
-}
-
-func (c *jwtCache) close() {
-	if c != nil {
-		c.c.Close()
+	k := cacheKey(&e.digest)
+	sh := c.shard(k)
+	sh.mu.Lock()
+	if sh.m[k] == e {
+		delete(sh.m, k)
 	}
+	sh.mu.Unlock()
 }
 
 // verifyJWT decides on a token of the JWT shape: from the cache when the
@@ -125,11 +165,13 @@ func (v *Verifier) verifyJWT(token, scope string, now time.Time) Result {
 		issuedAt:  claims.IssuedAt,
 	}
 	e.revGen.Store(gen)
-	ttl := maxNoExpCache
-	if !e.expires.IsZero() {
-		ttl = e.expires.Sub(now) // never cached past "exp", leeway or not
+	e.until = e.expires // never cached past "exp", leeway or not
+	if e.until.IsZero() {
+		e.until = now.Add(maxNoExpCache)
 	}
-	v.jwts.set(e, ttl)
+	if now.Before(e.until) {
+		v.jwts.set(e)
+	}
 	return v.jwtDecision(e, now, scope)
 }
 
@@ -137,8 +179,8 @@ func (v *Verifier) verifyJWT(token, scope string, now time.Time) Result {
 // cannot answer (its key was retired, or it reached "exp") and the token
 // must go through the front end again.
 func (v *Verifier) jwtHit(e *jwtEntry, now time.Time, scope string) (Result, bool) {
-	if e.key.Retired() || (!e.expires.IsZero() && !now.Before(e.expires)) {
-		v.jwts.del(&e.digest)
+	if e.key.Retired() || !now.Before(e.until) {
+		v.jwts.del(e)
 		return Result{}, false
 	}
 	// A clock that went back before nbf or iat (beyond the leeway) makes

@@ -67,12 +67,10 @@ func newJWTFixture(t testing.TB) *jwtFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.v.Close()
 	f.v, err = New(f.store, f.v.minter, &Options{Now: f.clock.Now, JWT: jv})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(f.v.Close)
 	return &jwtFixture{fixture: f, ec: ec, secret: secret, esKey: es, hsKey: hs, profile: p}
 }
 
@@ -116,8 +114,6 @@ func (f *jwtFixture) sign(t testing.TB, alg string, claims map[string]any) strin
 	return input + "." + b64(sig)
 }
 
-// waitCache lets the verifier's asynchronous cache writes land.
-func (f *jwtFixture) waitCache() { f.v.jwts.c.Wait() }
 
 func TestVerifyJWT(t *testing.T) {
 	f := newJWTFixture(t)
@@ -146,7 +142,6 @@ func TestVerifyJWT(t *testing.T) {
 				if r.CacheTTL != 5*time.Second {
 					t.Errorf("%s: CacheTTL %v", pass, r.CacheTTL)
 				}
-				f.waitCache()
 			}
 			if r := f.v.Verify(tok, "tool:data:read"); r.Reason != OK || r.Grant != "tool:data:*" {
 				t.Errorf("tool:data:read: %v grant %q", r.Reason, r.Grant)
@@ -229,7 +224,6 @@ func TestJWTCachePerUseChecks(t *testing.T) {
 		if r := f.v.Verify(tok, ""); r.Reason != OK {
 			t.Fatal(r.Reason)
 		}
-		f.waitCache()
 		f.clock.Advance(10*time.Minute + 59*time.Second) // past exp, within the leeway
 		if r := f.v.Verify(tok, ""); r.Reason != OK || r.CacheTTL != 0 {
 			t.Errorf("within the leeway: %v ttl %v, want ok with no cache ttl", r.Reason, r.CacheTTL)
@@ -247,7 +241,6 @@ func TestJWTCachePerUseChecks(t *testing.T) {
 		if r := f.v.Verify(tok, ""); r.Reason != OK {
 			t.Fatal(r.Reason)
 		}
-		f.waitCache()
 		f.clock.Advance(-time.Hour)
 		if r := f.v.Verify(tok, ""); r.Reason != NotYetValid {
 			t.Errorf("clock an hour back: %v, want not_yet_valid", r.Reason)
@@ -259,7 +252,6 @@ func TestJWTCachePerUseChecks(t *testing.T) {
 		if r := f.v.Verify(tok, ""); r.Reason != OK {
 			t.Fatal(r.Reason)
 		}
-		f.waitCache()
 		f.esKey.Retire()
 		if r := f.v.Verify(tok, ""); r.Reason != UntrustedKey {
 			t.Errorf("after the key was retired: %v, want untrusted_key", r.Reason)
@@ -277,7 +269,6 @@ func TestJWTRevocation(t *testing.T) {
 			t.Fatal(r.Reason)
 		}
 	}
-	f.waitCache()
 	if _, err := f.store.RevokeToken(ctx, keystore.TokenRevocation{TokenID: "jti-frank"}); err != nil {
 		t.Fatal(err)
 	}
@@ -355,5 +346,45 @@ func TestJWTReasonMapping(t *testing.T) {
 		if got := jwtReason(fmt.Errorf("%w: detail", err)); got != want {
 			t.Errorf("%v -> %v, want %v", err, got, want)
 		}
+	}
+}
+
+// TestJWTCacheBounded: the cache never holds more than its capacity, and a
+// full shard evicts, among its sample, the entry that expires first.
+func TestJWTCacheBounded(t *testing.T) {
+	c := newJWTCache(jwtShards * 4) // 4 per shard
+	base := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	var last *jwtEntry
+	for i := range 10000 {
+		e := &jwtEntry{digest: keystore.Sum(fmt.Sprint("token-", i)), until: base.Add(time.Duration(i) * time.Second)}
+		c.set(e)
+		if c.get(&e.digest) != e {
+			t.Fatalf("entry %d not found right after set", i)
+		}
+		last = e
+	}
+	total := 0
+	for i := range c.shards {
+		n := len(c.shards[i].m)
+		if n > 4 {
+			t.Errorf("shard %d holds %d entries, capacity 4", i, n)
+		}
+		total += n
+	}
+	if total < jwtShards*4/2 {
+		t.Errorf("only %d entries kept of a capacity of %d", total, jwtShards*4)
+	}
+	c.del(last)
+	if c.get(&last.digest) != nil {
+		t.Error("deleted entry still found")
+	}
+	// The oldest entries (expiring first) were the ones evicted.
+	for i := range 100 {
+		if d := keystore.Sum(fmt.Sprint("token-", i)); c.get(&d) != nil {
+			t.Errorf("entry %d, among the first to expire, survived 10000 inserts into 256 slots", i)
+		}
+	}
+	if newJWTCache(-1).get(&last.digest) != nil {
+		t.Error("a disabled cache returned an entry")
 	}
 }

@@ -95,16 +95,7 @@ func New(store *keystore.Store, minter *credential.Minter, opts *Options) (*Veri
 	if err != nil {
 		return nil, err
 	}
-	jwts, err := newJWTCache(o.JWTCacheEntries)
-	if err != nil {
-		return nil, err
-	}
-	return &Verifier{injectedClock: injected, store: store, minter: minter, opts: o, metrics: m, jwts: jwts}, nil
-}
-
-// Close releases the verifier's caches. Verify must not be called after.
-func (v *Verifier) Close() {
-	v.jwts.close()
+	return &Verifier{injectedClock: injected, store: store, minter: minter, opts: o, metrics: m, jwts: newJWTCache(o.JWTCacheEntries)}, nil
 }
 
 // Verify checks token and, when scope is not empty, whether the credential

@@ -114,7 +114,6 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		log.Error("cannot create the verifier", "err", err)
 		return exitFailure
 	}
-	defer verifier.Close()
 	srv, err := httpapi.New(httpapi.Options{
 		Verifier:       verifier,
 		Manager:        verify.NewManager(store, minter, adminDigest, nil),
