@@ -158,7 +158,7 @@ func (v *Verifier) verifyJWT(token, scope string, now time.Time) Result {
 	}
 	e := &jwtEntry{
 		digest:    d,
-		principal: jwtPrincipal(&claims, key),
+		principal: v.jwtPrincipal(&claims, key),
 		key:       key,
 		expires:   claims.ExpiresAt,
 		notBefore: claims.NotBefore,
@@ -215,20 +215,57 @@ func (v *Verifier) jwtDecision(e *jwtEntry, now time.Time, scope string) Result 
 	return res
 }
 
-// jwtPrincipal builds the principal of a verified token. Scopes that are
-// not valid patterns grant nothing (a token's scope claim is not ours to
-// reject), and are left out of the compiled grants.
-func jwtPrincipal(c *jwt.Claims, key *jwt.Key) *rbac.Principal {
-	grants, err := rbac.Compile(c.Scopes)
+// maxMemoGrants bounds the remembered compiled scope sets; when full, the
+// memo starts over.
+const maxMemoGrants = 4096
+
+// grantMemo remembers compiled scope sets by their text: tokens of one
+// issuer carry the same few scope sets, and compiling is a pure function
+// of the list. The key is each scope's length and bytes in turn, so that
+// no two lists share a key (["a b"] and ["a", "b"] do not).
+type grantMemo struct {
+	mu sync.RWMutex
+	m  map[string]*rbac.Matcher
+}
+
+// compile returns the matcher of scopes. Scopes that are not valid
+// patterns grant nothing (a token's scope claim is not ours to reject) and
+// are left out.
+func (g *grantMemo) compile(scopes []string) *rbac.Matcher {
+	var buf [512]byte
+	key := buf[:0]
+	for _, s := range scopes {
+		key = binary.AppendUvarint(key, uint64(len(s)))
+		key = append(key, s...)
+	}
+	g.mu.RLock()
+	m, ok := g.m[string(key)] // no allocation: the conversion is only a lookup key
+	g.mu.RUnlock()
+	if ok {
+		return m
+	}
+	m, err := rbac.Compile(scopes)
 	if err != nil {
-		valid := make([]string, 0, len(c.Scopes))
-		for _, s := range c.Scopes {
+		valid := make([]string, 0, len(scopes))
+		for _, s := range scopes {
 			if rbac.ValidatePattern(s) == nil {
 				valid = append(valid, s)
 			}
 		}
-		grants = rbac.MustCompile(valid...)
+		m = rbac.MustCompile(valid...)
 	}
+	g.mu.Lock()
+	if g.m == nil || len(g.m) >= maxMemoGrants {
+		g.m = make(map[string]*rbac.Matcher)
+	}
+	g.m[string(key)] = m
+	g.mu.Unlock()
+	return m
+}
+
+// jwtPrincipal builds the principal of a verified token.
+func (v *Verifier) jwtPrincipal(c *jwt.Claims, key *jwt.Key) *rbac.Principal {
+	grants := v.grants.compile(c.Scopes)
 	return &rbac.Principal{
 		Subject:   c.Subject,
 		Kind:      "jwt",

@@ -388,3 +388,30 @@ func TestJWTCacheBounded(t *testing.T) {
 		t.Error("a disabled cache returned an entry")
 	}
 }
+
+// TestGrantMemoKeys: the memo of compiled scope sets never confuses two
+// lists, whatever their elements contain.
+func TestGrantMemoKeys(t *testing.T) {
+	var g grantMemo
+	for _, c := range []struct {
+		scopes []string
+		allow  string
+		deny   string
+	}{
+		{[]string{"a", "b"}, "b", "a b"},
+		{[]string{"a b"}, "", "b"}, // not a valid pattern: grants nothing
+		{[]string{"ab"}, "ab", "b"},
+		{[]string{"a", "b"}, "a", "ab"},
+		{nil, "", "a"},
+	} {
+		m := g.compile(c.scopes)
+		if _, ok := m.Match(c.deny); ok {
+			t.Errorf("%q grants %q", c.scopes, c.deny)
+		}
+		if c.allow != "" {
+			if _, ok := m.Match(c.allow); !ok {
+				t.Errorf("%q does not grant %q", c.scopes, c.allow)
+			}
+		}
+	}
+}

@@ -77,6 +77,7 @@ type Verifier struct {
 	opts          Options
 	metrics       *metrics
 	jwts          *jwtCache // nil when disabled
+	grants        grantMemo // compiled JWT scope sets
 }
 
 // New returns a Verifier over store, classifying generated API keys with

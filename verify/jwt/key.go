@@ -65,7 +65,7 @@ type Key struct {
 	pub     *ecdsa.PublicKey // ES256
 	point   []byte           // ES256: the uncompressed point 04‖X‖Y
 	secret  []byte           // HS256
-	macs    sync.Pool        // HS256: hash.Hash states keyed with secret
+	macs    sync.Pool        // HS256: *macState keyed with secret
 	retired atomic.Bool
 }
 
@@ -102,7 +102,7 @@ func NewHS256Key(kid string, secret []byte, profile *Profile) (*Key, error) {
 		return nil, fmt.Errorf("jwt: an HS256 secret must be at least %d bytes, this one is %d", MinSecretBytes, len(secret))
 	}
 	k := &Key{id: kid, alg: HS256, profile: profile, secret: append([]byte(nil), secret...)}
-	k.macs.New = func() any { return hmac.New(sha256.New, k.secret) }
+	k.macs.New = func() any { return &macState{h: hmac.New(sha256.New, k.secret)} }
 	return k, nil
 }
 
@@ -157,11 +157,18 @@ func (k *Key) verifyHS256(input string, tag []byte) bool {
 	if len(tag) != sha256.Size {
 		return false
 	}
-	h := k.macs.Get().(hash.Hash)
-	h.Reset()
-	writeString(h, input)
-	var sum [sha256.Size]byte
-	ok := hmac.Equal(h.Sum(sum[:0]), tag)
-	k.macs.Put(h)
+	m := k.macs.Get().(*macState)
+	m.h.Reset()
+	writeString(m.h, input)
+	ok := hmac.Equal(m.h.Sum(m.sum[:0]), tag)
+	k.macs.Put(m)
 	return ok
+}
+
+// macState is a reusable HMAC state with room for its sum, which would
+// escape to the heap if it lived on the stack (it passes through the
+// hash.Hash interface).
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
 }

@@ -38,6 +38,49 @@ type Verifier struct {
 	keys     Resolver
 	maxBytes int
 	scratch  sync.Pool // *scratch
+	headers  headerMemo
+}
+
+// maxMemoHeaders bounds the remembered header segments. Issuers use a few
+// header spellings (one per key, typically), so a full memo means someone
+// is sending many distinct valid headers; parsing then simply continues.
+const maxMemoHeaders = 256
+
+// headerMemo remembers the parse of accepted header segments: a header is
+// a pure function of its exact text, and the same few headers come back on
+// every token of an issuer.
+type headerMemo struct {
+	mu sync.RWMutex
+	m  map[string]parsedHeader
+}
+
+type parsedHeader struct {
+	alg Alg
+	kid string
+}
+
+// header returns the algorithm and key id of an accepted header segment,
+// from the memo or by parsing it.
+func (v *Verifier) header(s *scratch, seg string) (Alg, string, error) {
+	v.headers.mu.RLock()
+	h, ok := v.headers.m[seg]
+	v.headers.mu.RUnlock()
+	if ok {
+		return h.alg, h.kid, nil
+	}
+	alg, kid, err := s.parseHeader(seg)
+	if err != nil {
+		return 0, "", err
+	}
+	v.headers.mu.Lock()
+	if len(v.headers.m) < maxMemoHeaders {
+		if v.headers.m == nil {
+			v.headers.m = make(map[string]parsedHeader)
+		}
+		v.headers.m[strings.Clone(seg)] = parsedHeader{alg, kid}
+	}
+	v.headers.mu.Unlock()
+	return alg, kid, nil
 }
 
 // scratch holds one verification's decode buffers and parser.
@@ -60,13 +103,6 @@ func NewVerifier(keys Resolver, opts *Options) (*Verifier, error) {
 	}
 	v.scratch.New = func() any { return &scratch{buf: make([]byte, 0, 1024)} }
 	return v, nil
-}
-
-// LooksLikeJWT reports whether token has the shape of a compact JWS: a
-// first segment that begins with the base64url encoding of '{' and at least
-// one '.'. It decides which front end examines a token, not its validity.
-func LooksLikeJWT(token string) bool {
-	return len(token) > 2 && token[0] == 'e' && token[1] == 'y' && strings.IndexByte(token, '.') > 0
 }
 
 // Refusals of the compact grammar, made once (see segErrors).
@@ -107,7 +143,7 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, *Key, error) {
 	s := v.scratch.Get().(*scratch)
 	defer v.scratch.Put(s)
 
-	alg, kid, err := s.parseHeader(header)
+	alg, kid, err := v.header(s, header)
 	if err != nil {
 		return Claims{}, nil, err
 	}
@@ -446,6 +482,24 @@ func optionalDate(name string, v strictjson.Value) (time.Time, error) {
 func numericDate(v strictjson.Value) (time.Time, error) {
 	if v.Kind() != strictjson.Number {
 		return time.Time{}, fmt.Errorf("is a JSON %s, not a number", v.Kind())
+	}
+	// Fast path: a plain integer of at most 12 digits (the grammar has
+	// already excluded leading zeros and signs other than '-').
+	if raw := v.Raw(); len(raw) <= 12 && raw[0] != '-' {
+		n := int64(0)
+		for _, c := range raw {
+			if c < '0' || c > '9' {
+				n = -1
+				break
+			}
+			n = n*10 + int64(c-'0')
+		}
+		if n >= 0 {
+			if n > maxNumericDate {
+				return time.Time{}, fmt.Errorf("is out of range (0 to %d)", maxNumericDate)
+			}
+			return time.Unix(n, 0), nil
+		}
 	}
 	f, ok := v.Float()
 	if !ok || f < 0 || f > maxNumericDate {
