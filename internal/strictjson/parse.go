@@ -470,8 +470,10 @@ func (d *Doc) checkDuplicates(src []byte, nodes []node, obj int32) error {
 			alen := a.end - a.start
 			for _, p := range names[:k] {
 				b := &nodes[p]
-				// Unescaped names of different raw lengths differ.
-				if (a.flags|b.flags)&flagEscaped == 0 && b.end-b.start != alen {
+				// Unescaped names of different raw lengths, or whose
+				// last characters differ, differ (many JWT claim names
+				// share a length: exp, nbf, iat, iss, aud, sub, jti).
+				if (a.flags|b.flags)&flagEscaped == 0 && (b.end-b.start != alen || src[b.end-2] != src[a.end-2]) {
 					continue
 				}
 				if sameName(src, a, b) {
