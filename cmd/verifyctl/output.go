@@ -90,7 +90,12 @@ func (s *session) printDecision(r adminclient.VerifyResult) error {
 		row("subject", clean(r.Subject))
 		row("kind", clean(r.Kind))
 		row("key id", clean(r.KeyID))
+		if r.Kind == "jwt" {
+			row("source", clean(r.Source))
+			row("realm", clean(r.Realm))
+		}
 		row("roles", cleanList(r.Roles))
+		row("scopes", cleanList(r.Scopes))
 		row("grant", clean(r.Grant))
 		row("expires", fmtTime(r.ExpiresAt))
 		row("cache ttl", (time.Duration(r.CacheTTLMS) * time.Millisecond).String())

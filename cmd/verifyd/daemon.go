@@ -117,6 +117,7 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 	srv, err := httpapi.New(httpapi.Options{
 		Verifier:       verifier,
 		Manager:        verify.NewManager(store, minter, adminDigest, nil),
+		Trust:          registry,
 		Gatherer:       reg,
 		Registerer:     reg,
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,

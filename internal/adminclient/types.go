@@ -33,6 +33,11 @@ const (
 	StatusForbidden    = "forbidden"
 	StatusUnavailable  = "unavailable"
 	StatusInvalidScope = "invalid_scope"
+	// The statuses below concern JWTs only.
+	StatusBadSignature  = "bad_signature"
+	StatusNotYetValid   = "not_yet_valid"
+	StatusUntrustedKey  = "untrusted_key"
+	StatusInvalidClaims = "invalid_claims"
 )
 
 // Error codes, as used in [APIError.Code] and [VerifyResult.Code]. Each goes
@@ -205,8 +210,11 @@ type VerifyResult struct {
 	Status     string    `json:"status"`                // one of the Status constants
 	Subject    string    `json:"subject,omitempty"`     // set when allowed
 	Kind       string    `json:"kind,omitempty"`        // set when allowed
-	KeyID      string    `json:"key_id,omitempty"`      // set when allowed and the credential is a stored key
+	KeyID      string    `json:"key_id,omitempty"`      // set when allowed: the stored key's id, or a JWT's jti
+	Source     string    `json:"source,omitempty"`      // a JWT's trust source
+	Realm      string    `json:"realm,omitempty"`       // a JWT's realm, when its claims name one
 	Roles      []string  `json:"roles,omitempty"`       // set when allowed
+	Scopes     []string  `json:"scopes,omitempty"`      // the scopes the credential carries itself
 	Grant      string    `json:"grant,omitempty"`       // the pattern that granted the requested scope
 	ExpiresAt  time.Time `json:"expires_at,omitzero"`   // zero: the credential does not expire
 	CacheTTLMS int64     `json:"cache_ttl_ms,omitzero"` // how long, in milliseconds, the caller may cache an allow

@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/verifyd/verifyd/verify"
+	"github.com/verifyd/verifyd/verify/trust"
 )
 
 // DefaultMaxBodyBytes is the default limit on a request body.
@@ -30,6 +31,9 @@ type Options struct {
 	// Ready reports whether the daemon can serve (GET /readyz). nil means
 	// always ready.
 	Ready func() error
+	// Trust is the JWT trust registry, whose sources GET /v1/admin/trust
+	// reports. nil means no trust source is configured.
+	Trust *trust.Registry
 	// Gatherer is served on GET /metrics. nil means no metrics endpoint.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the HTTP metrics. nil means none.
@@ -216,6 +220,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 	case path == "/v1/admin/revocations":
 		s.handleRevocations(ctx)
 		return "admin_revocations"
+	case path == "/v1/admin/trust":
+		s.handleTrust(ctx)
+		return "admin_trust"
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, "NOT_FOUND", "no such endpoint: "+path)
 		return "other"

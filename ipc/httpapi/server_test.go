@@ -18,6 +18,7 @@ import (
 	"github.com/verifyd/verifyd/keystore"
 	"github.com/verifyd/verifyd/verify"
 	"github.com/verifyd/verifyd/verify/credential"
+	"github.com/verifyd/verifyd/verify/trust"
 )
 
 const adminKey = "test-admin-key-0123456789"
@@ -29,6 +30,12 @@ type testServer struct {
 }
 
 func newTestServer(t *testing.T) *testServer {
+	t.Helper()
+	return newTestServerWith(t, nil)
+}
+
+// newTestServerWith starts a test server whose trust registry is registry.
+func newTestServerWith(t *testing.T, registry *trust.Registry) *testServer {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	store, err := keystore.Open(t.TempDir(), &keystore.Options{Registerer: reg})
@@ -50,6 +57,7 @@ func newTestServer(t *testing.T) *testServer {
 		Manager:    verify.NewManager(store, minter, keystore.Sum(adminKey), nil),
 		Gatherer:   reg,
 		Registerer: reg,
+		Trust:      registry,
 	})
 	if err != nil {
 		t.Fatal(err)
