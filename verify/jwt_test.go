@@ -114,7 +114,6 @@ func (f *jwtFixture) sign(t testing.TB, alg string, claims map[string]any) strin
 	return input + "." + b64(sig)
 }
 
-
 func TestVerifyJWT(t *testing.T) {
 	f := newJWTFixture(t)
 	for _, alg := range []string{"ES256", "HS256"} {
