@@ -6,7 +6,7 @@ FUZZ      ?= FuzzScopeMatch
 FUZZTIME  ?= 10m
 SMOKETIME ?= 4s
 COUNT     ?= 10
-BENCHPKGS ?= ./bench/ ./rbac/ ./keystore/ ./verify/...
+BENCHPKGS ?= ./bench/ ./rbac/ ./keystore/ ./verify/... ./internal/strictjson/
 
 .PHONY: help build run test test-go fuzz-smoke fuzz fuzz-all bench benchcmp lint tidy-check ci clean
 

@@ -10,6 +10,15 @@
 // reason table drives HTTP statuses, error codes, log fields and metric
 // labels. A decision answered from the cache allocates nothing.
 //
+// A token with the shape of a JWT goes to the strict front end of package
+// verify/jwt instead, with keys from the trust registry (package
+// verify/trust). A verified JWT is cached by the SHA-256 of its exact bytes
+// until its "exp", never longer; each use re-checks exp and nbf against the
+// clock, whether the key that verified it is still trusted, and, when the
+// store's revocation generation moved, the revocations by jti and by
+// subject. Its principal takes the subject, roles, realm and scopes from the
+// claims, and the scope check uses those scopes.
+//
 // [Manager] creates, imports, rotates and revokes credentials and checks the
 // admin key. Secrets it returns are shown once; only their digests are stored.
 //

@@ -172,7 +172,7 @@ func (v *Verifier) verifyJWT(token, scope string, now time.Time) Result {
 	if now.Before(e.until) {
 		v.jwts.set(e)
 	}
-	return v.jwtDecision(e, now, scope)
+	return v.decide(e.principal, e.expires, now, scope)
 }
 
 // jwtHit re-checks a cached token for this use. ok is false when the entry
@@ -195,24 +195,7 @@ func (v *Verifier) jwtHit(e *jwtEntry, now time.Time, scope string) (Result, boo
 		}
 		e.revGen.Store(gen)
 	}
-	return v.jwtDecision(e, now, scope), true
-}
-
-// jwtDecision answers for a token that is valid now.
-func (v *Verifier) jwtDecision(e *jwtEntry, now time.Time, scope string) Result {
-	ttl := max(v.opts.CacheTTL, 0)
-	if !e.expires.IsZero() {
-		ttl = max(min(ttl, e.expires.Sub(now)), 0)
-	}
-	res := Result{Reason: OK, Principal: e.principal, CacheTTL: ttl, ExpiresAt: e.expires}
-	if scope != "" {
-		grant, ok := e.principal.Allows(scope)
-		if !ok {
-			res.Reason = Forbidden
-		}
-		res.Grant = grant
-	}
-	return res
+	return v.decide(e.principal, e.expires, now, scope), true
 }
 
 // maxMemoGrants bounds the remembered compiled scope sets; when full, the

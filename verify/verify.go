@@ -158,17 +158,24 @@ func (v *Verifier) verify(token, scope string, start time.Time) (Result, credent
 		return Result{Reason: Expired}, f
 	}
 	v.store.Touch(e, now)
+	return v.decide(e.Principal, e.NotAfter, now, scope), f
+}
+
+// decide answers for a credential that is valid now and stops being valid
+// at notAfter (zero: never): allowed, or forbidden when it grants no
+// pattern matching scope.
+func (v *Verifier) decide(p *rbac.Principal, notAfter, now time.Time, scope string) Result {
 	ttl := max(v.opts.CacheTTL, 0)
-	if !e.NotAfter.IsZero() {
-		ttl = min(ttl, e.NotAfter.Sub(now))
+	if !notAfter.IsZero() {
+		ttl = max(min(ttl, notAfter.Sub(now)), 0)
 	}
-	res := Result{Reason: OK, Principal: e.Principal, CacheTTL: ttl, ExpiresAt: e.NotAfter}
+	res := Result{Reason: OK, Principal: p, CacheTTL: ttl, ExpiresAt: notAfter}
 	if scope != "" {
-		grant, ok := e.Principal.Allows(scope)
+		grant, ok := p.Allows(scope)
 		if !ok {
 			res.Reason = Forbidden
 		}
 		res.Grant = grant
 	}
-	return res, f
+	return res
 }
