@@ -28,6 +28,7 @@ var commands = []*command{
 	keysRotateCmd,
 	revokeJWTCmd,
 	revocationsListCmd,
+	trustStatusCmd,
 	verifyCmd,
 	versionCmd,
 }
@@ -38,6 +39,7 @@ var groups = map[string]string{
 	"keys":        "create, import, list, get, revoke or rotate",
 	"revoke":      "jwt",
 	"revocations": "list",
+	"trust":       "status",
 }
 
 // lookup returns the command called name, or nil.

@@ -1,8 +1,8 @@
 // Command verifyctl is the operator's command line for verifyd. It talks to a
 // running daemon over its HTTP API: it creates, imports, lists, shows,
 // revokes and rotates keys, revokes JWTs (by jti, or all of a subject's
-// issued before a time) and lists those revocations, and checks a token,
-// optionally against a scope.
+// issued before a time) and lists those revocations, shows the state of the
+// JWT trust sources, and checks a token, optionally against a scope.
 //
 // Usage:
 //

@@ -48,7 +48,13 @@ type daemon struct {
 
 func newDaemon(t *testing.T) *daemon {
 	t.Helper()
-	srv := admintest.NewServer(testAdminKey)
+	return newDaemonWith(t, nil)
+}
+
+// newDaemonWith is newDaemon with the admintest options opts.
+func newDaemonWith(t *testing.T, opts *admintest.Options) *daemon {
+	t.Helper()
+	srv := admintest.NewServerWith(testAdminKey, opts)
 	t.Cleanup(srv.Close)
 	c, err := adminclient.New(srv.URL, testAdminKey, 5*time.Second)
 	if err != nil {

@@ -148,6 +148,24 @@ func (s *session) printRevocations(l adminclient.RevocationList) error {
 	return tw.Flush()
 }
 
+// printTrust prints the trust sources: as JSON, or as an aligned table.
+func (s *session) printTrust(sources []adminclient.TrustSource) error {
+	if s.g.output.json {
+		if sources == nil {
+			sources = []adminclient.TrustSource{}
+		}
+		return s.printJSON(adminclient.TrustSourceList{Sources: sources})
+	}
+	tw := newTabWriter(s.stdout)
+	fmt.Fprintln(tw, "NAME\tTYPE\tKEYS\tSKIPPED\tLAST SUCCESS\tSTALE\tLAST ERROR")
+	for _, src := range sources {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%t\t%s\n",
+			clean(src.Name), clean(src.Type), src.Keys, src.SkippedKeys,
+			fmtTime(src.LastSuccess), src.Stale, clean(src.LastError))
+	}
+	return tw.Flush()
+}
+
 // writeKeyDetails writes k as an aligned list of fields, one per line. The
 // secret is never part of it.
 func writeKeyDetails(w io.Writer, k adminclient.Key) error {

@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-const helpIntro = `verifyctl manages keys and JWT revocations on a running verifyd daemon and checks
-tokens against it.
+const helpIntro = `verifyctl manages keys and JWT revocations on a running verifyd daemon, shows the
+state of its JWT trust sources and checks tokens against it.
 
 Usage:
   verifyctl [global flags] <command> [flags] [arguments]

@@ -242,6 +242,18 @@ func (c *Client) ListRevocations(ctx context.Context) (RevocationList, error) {
 	return l, nil
 }
 
+// TrustStatus lists the daemon's JWT trust sources with
+// GET /v1/admin/trust: for each, its key count, the time of its last good
+// load or fetch, its last error and whether it is stale. A daemon without
+// trust sources answers an empty list.
+func (c *Client) TrustStatus(ctx context.Context) ([]TrustSource, error) {
+	var l TrustSourceList
+	if err := c.admin(ctx, http.MethodGet, "/v1/admin/trust", nil, nil, &l); err != nil {
+		return nil, err
+	}
+	return l.Sources, nil
+}
+
 // Verify asks the daemon, with POST /v1/verify, whether token is valid and,
 // when scope is not empty, whether it grants scope. It needs no admin key.
 //

@@ -186,6 +186,33 @@ type RevocationList struct {
 	Subjects []JWTRevocation `json:"subjects"`
 }
 
+// A TrustSource is one of the daemon's JWT trust sources as
+// GET /v1/admin/trust reports it: where its keys come from, how many it
+// contributes, and how its last load or fetch went.
+//
+// LastSuccess is zero when the source never loaded or fetched a key set, and
+// is then omitted from the JSON.
+type TrustSource struct {
+	Name        string    `json:"name"`                  // as in the daemon's configuration
+	Type        string    `json:"type"`                  // jwks_file, jwks_url, oidc_issuer or hs256
+	Keys        int       `json:"keys"`                  // keys the source currently contributes
+	SkippedKeys int       `json:"skipped_keys"`          // keys of its key set that are not ES256 verification keys
+	LastSuccess time.Time `json:"last_success,omitzero"` // the last good load or fetch; zero: none
+	LastError   string    `json:"last_error,omitempty"`  // the error of the last load or fetch; empty: it succeeded
+
+	// Stale is true while a fetched source (jwks_url, oidc_issuer) serves no
+	// keys because its last good fetch is older than the daemon's maximum
+	// staleness, or it never had one. A stale source verifies no token.
+	Stale bool `json:"stale"`
+}
+
+// A TrustSourceList is the body of the answer to GET /v1/admin/trust: the
+// trust sources in the order of the daemon's configuration, none when it has
+// no trust source configured.
+type TrustSourceList struct {
+	Sources []TrustSource `json:"sources"`
+}
+
 // A VerifyRequest is the body of POST /v1/verify.
 type VerifyRequest struct {
 	Token string `json:"token"`

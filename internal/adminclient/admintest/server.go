@@ -1,7 +1,7 @@
 // Package admintest runs verifyd's real HTTP API on a loopback port for
 // tests of [adminclient] and of the verifyctl command: the fasthttp server of
 // ipc/httpapi, over the real verifier and a Pebble store in a temporary
-// directory. Tests built on it exercise the clients against the daemon's
+// directory, and optionally a JWT trust registry. Tests built on it exercise the clients against the daemon's
 // actual contract, not against a copy of it.
 package admintest
 
@@ -18,6 +18,8 @@ import (
 	"github.com/verifyd/verifyd/keystore"
 	"github.com/verifyd/verifyd/verify"
 	"github.com/verifyd/verifyd/verify/credential"
+	"github.com/verifyd/verifyd/verify/jwt"
+	"github.com/verifyd/verifyd/verify/trust"
 )
 
 // A Server is verifyd's HTTP API on a loopback address, with its store in a
@@ -33,18 +35,36 @@ type Server struct {
 	done  chan error
 }
 
+// Options configures a Server. A nil *Options means all defaults.
+type Options struct {
+	// Trust is the JWT trust registry. As in the daemon, GET /v1/admin/trust
+	// reports its sources and POST /v1/verify checks JWTs against its keys.
+	// nil means no trust source is configured. The Server does not close
+	// it: the caller does, after Close.
+	Trust *trust.Registry
+}
+
 // NewServer starts a Server whose admin key is adminKey. The caller must
 // call Close. It panics if the daemon cannot be set up, which in a test
 // environment means the machine is broken.
 func NewServer(adminKey string) *Server {
-	s, err := start(adminKey)
+	return NewServerWith(adminKey, nil)
+}
+
+// NewServerWith is NewServer with the options opts.
+func NewServerWith(adminKey string, opts *Options) *Server {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	s, err := start(adminKey, o)
 	if err != nil {
 		panic(fmt.Sprintf("admintest: %v", err))
 	}
 	return s
 }
 
-func start(adminKey string) (*Server, error) {
+func start(adminKey string, o Options) (*Server, error) {
 	dir, err := os.MkdirTemp("", "verifyd-admintest-")
 	if err != nil {
 		return nil, err
@@ -69,13 +89,20 @@ func start(adminKey string) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
-	v, err := verify.New(store, minter, &verify.Options{Logger: quiet})
+	var jwts *jwt.Verifier
+	if o.Trust != nil {
+		if jwts, err = jwt.NewVerifier(o.Trust, nil); err != nil {
+			return fail(err)
+		}
+	}
+	v, err := verify.New(store, minter, &verify.Options{Logger: quiet, JWT: jwts})
 	if err != nil {
 		return fail(err)
 	}
 	s.http, err = httpapi.New(httpapi.Options{
 		Verifier: v,
 		Manager:  verify.NewManager(store, minter, keystore.Sum(adminKey), nil),
+		Trust:    o.Trust,
 		Logger:   quiet,
 	})
 	if err != nil {
