@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -149,6 +150,10 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, *Key, error) {
 	}
 	key, err := v.keys.ResolveKey(alg, kid)
 	if err != nil {
+		if !errors.Is(err, ErrUntrustedKey) {
+			// Whatever went wrong, no key was found: refuse as untrusted.
+			err = fmt.Errorf("%w: %w", ErrUntrustedKey, err)
+		}
 		return Claims{}, nil, err
 	}
 	if key == nil || key.Alg() != alg || key.Retired() {
