@@ -38,7 +38,7 @@ fuzz-all: ## run every fuzz target for $(FUZZTIME)
 
 bench: ## run the benchmarks $(COUNT) times into bench/out/new.txt
 	@mkdir -p bench/out
-	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) -timeout 60m $(BENCHPKGS) | tee bench/out/new.txt
+	$(GO) test -p 1 -run '^$$' -bench . -benchmem -count $(COUNT) -timeout 60m $(BENCHPKGS) | tee bench/out/new.txt
 
 benchcmp: ## compare bench/out/new.txt with the committed baseline
 	$(GO) run golang.org/x/perf/cmd/benchstat@latest bench/results/baseline.txt bench/out/new.txt
