@@ -35,8 +35,9 @@ type Config struct {
 	// starting empty.
 	CreateDataDir bool `yaml:"create_data_dir"`
 	// Socket is the Unix socket path of the binary protocol. Default
-	// "./verifyd.sock".
+	// "./verifyd.sock"; "" (or "off") serves no socket.
 	Socket string `yaml:"socket"`
+	IPC    IPC    `yaml:"ipc"`
 	HTTP   HTTP   `yaml:"http"`
 	Cache  Cache  `yaml:"cache"`
 	Verify Verify `yaml:"verify"`
@@ -65,6 +66,41 @@ type HTTP struct {
 	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
 	// Default 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// IPC configures the Unix socket server.
+type IPC struct {
+	// Mode is the socket file's mode, in octal. Default "0660".
+	Mode string `yaml:"mode"`
+	// Group owns the socket file (a name or a numeric gid). Default: the
+	// daemon's group.
+	Group string `yaml:"group"`
+	// AllowUIDs and AllowGIDs, when either is set, admit only peers whose
+	// uid or gid (from SO_PEERCRED) is listed.
+	AllowUIDs []uint32 `yaml:"allow_uids"`
+	AllowGIDs []uint32 `yaml:"allow_gids"`
+	// MaxFrameBytes is the longest frame accepted. Default 16384.
+	MaxFrameBytes int `yaml:"max_frame_bytes"`
+	// MaxInFlight bounds the unanswered requests of one connection.
+	// Default 128.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxConnections bounds concurrent connections. Default 4096.
+	MaxConnections int `yaml:"max_connections"`
+	// IdleTimeout closes connections idle this long. Default 5m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ReadTimeout bounds the arrival of a started frame. Default 10s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds the writing of answers to a client. Default 10s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+}
+
+// FileMode returns Mode as a file mode.
+func (c IPC) FileMode() (os.FileMode, error) {
+	m, err := strconv.ParseUint(c.Mode, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("config: ipc.mode %q is not an octal file mode such as \"0660\"", c.Mode)
+	}
+	return os.FileMode(m), nil
 }
 
 // Cache configures the credential cache in front of the store.
@@ -102,6 +138,15 @@ func Default() Config {
 		DataDir:       "./data",
 		CreateDataDir: true,
 		Socket:        "./verifyd.sock",
+		IPC: IPC{
+			Mode:           "0660",
+			MaxFrameBytes:  16 << 10,
+			MaxInFlight:    128,
+			MaxConnections: 4096,
+			IdleTimeout:    5 * time.Minute,
+			ReadTimeout:    10 * time.Second,
+			WriteTimeout:   10 * time.Second,
+		},
 		HTTP: HTTP{
 			Addr:            "127.0.0.1:8080",
 			MaxBodyBytes:    64 << 10,
@@ -218,10 +263,17 @@ func (c *Config) Validate() error {
 		"http.read_timeout": c.HTTP.ReadTimeout, "http.write_timeout": c.HTTP.WriteTimeout,
 		"http.idle_timeout": c.HTTP.IdleTimeout, "http.shutdown_timeout": c.HTTP.ShutdownTimeout,
 		"cache.negative_ttl": c.Cache.NegativeTTL,
+		"ipc.idle_timeout":   c.IPC.IdleTimeout, "ipc.read_timeout": c.IPC.ReadTimeout, "ipc.write_timeout": c.IPC.WriteTimeout,
 	} {
 		if d <= 0 {
 			bad("%s must be a positive duration such as \"10s\"", name)
 		}
+	}
+	if _, err := c.IPC.FileMode(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.IPC.MaxFrameBytes < 1024 || c.IPC.MaxInFlight <= 0 || c.IPC.MaxConnections <= 0 {
+		bad("ipc.max_frame_bytes must be at least 1024, ipc.max_in_flight and ipc.max_connections positive")
 	}
 	if c.HTTP.MaxConnections <= 0 {
 		bad("http.max_connections must be positive")
