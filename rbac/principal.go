@@ -20,8 +20,8 @@ type Principal struct {
 }
 
 // Allows reports whether p holds a grant for scope, and which pattern grants
-// it. Roles grant nothing until a policy assigns them scopes, so this checks
-// the principal's own scopes only. It allocates nothing.
+// it. It checks the principal's own scopes only: roles grant through a
+// policy, by way of [Policy.Bind] and [Binding.Decide]. It allocates nothing.
 func (p *Principal) Allows(scope string) (grant string, ok bool) {
 	return p.Grants.Match(scope)
 }

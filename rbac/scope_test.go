@@ -9,13 +9,14 @@ import (
 	"github.com/cockroachdb/datadriven"
 )
 
-// TestDataDriven runs the scope grammar vectors in testdata/. "compile" takes
+// TestDataDriven runs the scope grammar vectors in testdata/grammar (the
+// policy vectors in testdata/policy have their own runner). "compile" takes
 // one pattern per input line and keeps the matcher (or prints the errors);
 // "match" takes one scope per input line and prints the decision of the last
 // compiled matcher. The matcher, the same set compiled into a trie and the
 // reference matcher must all agree.
 func TestDataDriven(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+	datadriven.Walk(t, "testdata/grammar", func(t *testing.T, path string) {
 		var m, trie *Matcher
 		var patterns []string
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
