@@ -1,8 +1,36 @@
-// Package ipc is the home of verifyd's transports: they turn bytes from
-// brokers and gateways into calls on package verify and results back into
-// bytes, and hold no authorization logic of their own.
+// Package ipc is verifyd's local transport: a versioned binary protocol over
+// a Unix socket, specified in ipc/PROTOCOL.md and laid out as C structs in
+// ipc/include/verifyd.h, the header C and C++ brokers include. The package
+// holds the frame codec, the server and the Go client. Like every transport
+// it turns bytes into calls on package verify and results back into bytes,
+// and holds no authorization logic of its own. The HTTP transport is
+// package [github.com/verifyd/verifyd/ipc/httpapi].
 //
-// The HTTP transport is package [github.com/verifyd/verifyd/ipc/httpapi].
-// The local Unix-socket transport, a versioned binary protocol specified in
-// ipc/PROTOCOL.md, is implemented in this package.
+// # Codec
+//
+// Frames are fixed-layout and little-endian: a 16-byte [Header] (length,
+// version, opcode, flags, request id), then a body whose layout the opcode
+// fixes. The Append functions ([AppendHello], [AppendVerify],
+// [AppendVerifyResult], ...) append one whole frame to a byte slice and
+// allocate nothing when it has room. A [Decoder] finds complete frames in
+// the bytes read so far and validates them; the body decoders
+// ([DecodeVerify], [DecodeVerifyResult], ...) return views whose byte slices
+// alias the input. Decoding allocates nothing; a refusal is a *[FrameError]
+// carrying the [ErrorCode] that reports it on the wire.
+//
+// # Server
+//
+// [Server] serves one socket path with one goroutine per connection. A
+// connection reads into a fixed buffer, decodes and answers requests in the
+// order they arrive, and writes the answers in one batch when it has no
+// complete request left buffered. Every resource is bounded (frame size,
+// answers held, connections, idle time, the time a frame may take to
+// arrive, the time a batch may take to leave), and a connection that breaks
+// the protocol gets an ERROR frame and is closed without disturbing the
+// others. A request answered from verify's cache allocates nothing.
+//
+// # Concurrency
+//
+// Decoder and the codec functions are safe for concurrent use. Server's
+// methods are safe for concurrent use.
 package ipc

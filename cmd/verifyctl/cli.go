@@ -27,6 +27,7 @@ const (
 const (
 	envAddr     = "VERIFYD_ADDR"
 	envAdminKey = "VERIFYD_ADMIN_KEY"
+	envSocket   = "VERIFYD_SOCKET"
 )
 
 // env is the process environment run works in, replaceable in tests.
@@ -39,6 +40,7 @@ type env struct {
 // globals holds the flags accepted by every command.
 type globals struct {
 	addr     string
+	addrSet  bool // --addr was given (not only $VERIFYD_ADDR)
 	adminKey secretValue
 	output   outputValue
 	timeout  time.Duration
@@ -48,10 +50,27 @@ type globals struct {
 // values already parsed, so globals may appear before the command words and
 // again after them.
 func (g *globals) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.addr, "addr", g.addr, "")
+	fs.Var(addrValue{g}, "addr", "")
 	fs.Var(&g.adminKey, "admin-key", "")
 	fs.Var(&g.output, "o", "")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "")
+}
+
+// addrValue is the --addr flag: it sets g.addr and notes that the flag was
+// given, which makes verify use HTTP even when $VERIFYD_SOCKET is set.
+type addrValue struct{ g *globals }
+
+func (v addrValue) String() string {
+	if v.g == nil {
+		return ""
+	}
+	return v.g.addr
+}
+
+func (v addrValue) Set(s string) error {
+	v.g.addr = s
+	v.g.addrSet = true
+	return nil
 }
 
 // secretValue is a flag.Value that never shows its value, so no flag error or
@@ -101,6 +120,14 @@ func usagef(cmd, format string, args ...any) error {
 type deniedError struct{ msg string }
 
 func (e *deniedError) Error() string { return e.msg }
+
+// exitError is a failure with its own exit status.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
 
 // session is one invocation of a command.
 type session struct {
@@ -314,6 +341,7 @@ func describe(err error) (int, string) {
 	var (
 		ue *usageError
 		de *deniedError
+		xe *exitError
 		ae *adminclient.APIError
 	)
 	switch {
@@ -321,6 +349,8 @@ func describe(err error) (int, string) {
 		return exitUsage, ue.msg
 	case errors.As(err, &de):
 		return exitRefused, de.msg
+	case errors.As(err, &xe):
+		return xe.code, xe.msg
 	case errors.As(err, &ae):
 		msg := ae.Message
 		if msg == "" {

@@ -30,6 +30,7 @@ var commands = []*command{
 	revocationsListCmd,
 	trustStatusCmd,
 	verifyCmd,
+	pingCmd,
 	versionCmd,
 }
 

@@ -2,7 +2,10 @@
 // running daemon over its HTTP API: it creates, imports, lists, shows,
 // revokes and rotates keys, revokes JWTs (by jti, or all of a subject's
 // issued before a time) and lists those revocations, shows the state of the
-// JWT trust sources, and checks a token, optionally against a scope.
+// JWT trust sources, and checks a token, optionally against a scope. The
+// token check (verify) can also go over the daemon's Unix socket, with
+// --socket PATH or $VERIFYD_SOCKET, and ping checks that the socket answers
+// and prints the limits the daemon states on it.
 //
 // Usage:
 //
@@ -12,6 +15,8 @@
 // http://127.0.0.1:8080; a bare host:port means http). The admin key comes
 // from $VERIFYD_ADMIN_KEY or --admin-key; the environment variable is the
 // safer choice, since command-line flags are visible to other users in ps.
+// The socket comes from the --socket flag of verify and ping, or from
+// $VERIFYD_SOCKET (for verify, only when --addr is not given).
 // Flags may be given before or after positional arguments.
 //
 // Run "verifyctl help" for the commands, the handling of secrets and the exit

@@ -79,6 +79,12 @@ func (s *session) printNewSecret(k adminclient.Key, verb string) error {
 
 // printDecision prints a verify decision: as JSON, or as a field list.
 func (s *session) printDecision(r adminclient.VerifyResult) error {
+	return s.writeDecision(r, true)
+}
+
+// writeDecision prints a verify decision. withScopes lists the credential's
+// own scopes, which only the HTTP API reports.
+func (s *session) writeDecision(r adminclient.VerifyResult, withScopes bool) error {
 	if s.g.output.json {
 		return s.printJSON(r)
 	}
@@ -95,7 +101,9 @@ func (s *session) printDecision(r adminclient.VerifyResult) error {
 			row("realm", clean(r.Realm))
 		}
 		row("roles", cleanList(r.Roles))
-		row("scopes", cleanList(r.Scopes))
+		if withScopes {
+			row("scopes", cleanList(r.Scopes))
+		}
 		row("grant", clean(r.Grant))
 		row("expires", fmtTime(r.ExpiresAt))
 		row("cache ttl", (time.Duration(r.CacheTTLMS) * time.Millisecond).String())

@@ -7,7 +7,8 @@ import (
 )
 
 const helpIntro = `verifyctl manages keys and JWT revocations on a running verifyd daemon, shows the
-state of its JWT trust sources and checks tokens against it.
+state of its JWT trust sources and checks tokens against it, over its HTTP API
+or, for verify and ping, its Unix socket.
 
 Usage:
   verifyctl [global flags] <command> [flags] [arguments]
@@ -27,6 +28,8 @@ const helpGlobals = `Global flags (accepted before or after the command and its 
 const helpDetails = `Environment:
   VERIFYD_ADDR                default for --addr
   VERIFYD_ADMIN_KEY           the admin key (preferred over --admin-key)
+  VERIFYD_SOCKET              default for the --socket of verify (unless --addr
+                              is given) and ping
 
 Output:
   Table mode prints aligned tables and field lists for people. -o json prints the
@@ -48,8 +51,8 @@ Exit status:
      rejected, rate limited
   2  usage error, missing admin key, or a request the daemon rejected as
      malformed (400, e.g. an invalid scope or a jti over 1024 bytes)
-  3  the daemon is unreachable or timed out, answered 5xx, or answered outside
-     its API
+  3  the daemon is unreachable or timed out, answered 5xx (or unavailable on
+     the socket), or answered outside its API
 `
 
 // printHelp writes the help for cmd, or the overall help when cmd is nil.

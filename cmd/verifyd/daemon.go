@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/verifyd/verifyd/internal/config"
+	"github.com/verifyd/verifyd/ipc"
 	"github.com/verifyd/verifyd/ipc/httpapi"
 	"github.com/verifyd/verifyd/keystore"
 	"github.com/verifyd/verifyd/verify"
@@ -131,22 +132,42 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		log.Error("cannot create the HTTP server", "err", err)
 		return exitFailure
 	}
+	sock, err := socketServer(cfg, verifier, reg, log)
+	if err != nil {
+		log.Error("cannot listen on the socket", "socket", cfg.Socket, "err", err)
+		return exitListen
+	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		log.Error("cannot listen", "addr", cfg.HTTP.Addr, "err", err)
+		if sock != nil {
+			sock.Shutdown(context.Background())
+		}
 		return exitListen
 	}
 	abs, _ := filepath.Abs(cfg.DataDir)
-	log.Info("verifyd serving", "http_addr", ln.Addr().String(), "data_dir", abs)
+	socketAddr := "off"
+	if sock != nil {
+		socketAddr = sock.Addr()
+	}
+	log.Info("verifyd serving", "http_addr", ln.Addr().String(), "socket", socketAddr, "data_dir", abs)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(ln) })
+	if sock != nil {
+		g.Go(sock.Serve)
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down: draining in-flight requests", "timeout", cfg.HTTP.ShutdownTimeout)
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 		defer cancel()
-		return srv.Shutdown(sctx)
+		var errs []error
+		if sock != nil {
+			errs = append(errs, sock.Shutdown(sctx))
+		}
+		errs = append(errs, srv.Shutdown(sctx))
+		return errors.Join(errs...)
 	})
 	if err := g.Wait(); err != nil {
 		log.Error("serving failed", "err", err)
@@ -154,6 +175,34 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 	}
 	log.Info("stopped cleanly")
 	return exitOK
+}
+
+// socketServer creates the Unix socket server, or returns nil when the
+// socket is switched off.
+func socketServer(cfg config.Config, v *verify.Verifier, reg prometheus.Registerer, log *slog.Logger) (*ipc.Server, error) {
+	if cfg.Socket == "" || cfg.Socket == "off" {
+		return nil, nil
+	}
+	mode, err := cfg.IPC.FileMode()
+	if err != nil {
+		return nil, err
+	}
+	return ipc.Listen(cfg.Socket, ipc.Options{
+		Verifier:       v,
+		Mode:           mode,
+		Group:          cfg.IPC.Group,
+		AllowUIDs:      cfg.IPC.AllowUIDs,
+		AllowGIDs:      cfg.IPC.AllowGIDs,
+		MaxFrameBytes:  cfg.IPC.MaxFrameBytes,
+		MaxTokenBytes:  cfg.Trust.MaxTokenBytes,
+		MaxInFlight:    cfg.IPC.MaxInFlight,
+		MaxConnections: cfg.IPC.MaxConnections,
+		IdleTimeout:    cfg.IPC.IdleTimeout,
+		ReadTimeout:    cfg.IPC.ReadTimeout,
+		WriteTimeout:   cfg.IPC.WriteTimeout,
+		Registerer:     reg,
+		Logger:         log,
+	})
 }
 
 // trustRegistry loads the trust sources and returns the JWT front end over

@@ -50,6 +50,7 @@ type daemon struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	addr   string
+	socket string // the Unix socket path
 	mu     sync.Mutex
 	stdout bytes.Buffer
 	stderr bytes.Buffer
@@ -66,8 +67,14 @@ func startDaemon(t *testing.T, dataDir string, env ...string) *daemon {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	d := &daemon{t: t, addr: addr, exited: make(chan struct{})}
-	d.cmd = exec.Command(filepath.Join(binDir, "verifyd"), "--data-dir", dataDir, "--http-addr", addr)
+	// Socket paths are limited to 108 bytes: t.TempDir() can be too long.
+	sockDir, err := os.MkdirTemp("", "vd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	d := &daemon{t: t, addr: addr, socket: filepath.Join(sockDir, "verifyd.sock"), exited: make(chan struct{})}
+	d.cmd = exec.Command(filepath.Join(binDir, "verifyd"), "--data-dir", dataDir, "--http-addr", addr, "--socket", d.socket)
 	d.cmd.Env = append(cleanEnv(), env...)
 	outPipe, _ := d.cmd.StdoutPipe()
 	errPipe, _ := d.cmd.StderrPipe()

@@ -18,7 +18,9 @@ func runOnce(t *testing.T, env []string, args ...string) (int, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "verifyd"), args...)
-	cmd.Env = append(cleanEnv(), env...)
+	// No socket unless a test asks for one: the default path is relative
+	// to the working directory, which the tests share.
+	cmd.Env = append(append(cleanEnv(), "VERIFYD_SOCKET=off"), env...)
 	out, _ := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		t.Fatalf("verifyd %v did not exit within 30s:\n%s", args, out)
@@ -49,6 +51,16 @@ func TestExitStatuses(t *testing.T) {
 		code, out := runOnce(t, nil, "--data-dir", dir, "--http-addr", "127.0.0.1:0")
 		if code != exitStore {
 			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("socket in use by a running daemon", func(t *testing.T) {
+		d := startDaemon(t, t.TempDir())
+		code, out := runOnce(t, []string{"VERIFYD_SOCKET=" + d.socket}, "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0")
+		if code != exitListen || !strings.Contains(out, "already listening") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		if _, err := os.Stat(d.socket); err != nil {
+			t.Fatalf("the running daemon's socket was removed: %v", err)
 		}
 	})
 	t.Run("address in use", func(t *testing.T) {

@@ -136,3 +136,24 @@ trust:
 		}
 	}
 }
+
+func TestIPCConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "verifyd.yaml")
+	if err := os.WriteFile(path, []byte("socket: /run/verifyd/verifyd.sock\nipc:\n  mode: \"0600\"\n  allow_uids: [0, 1000]\n  max_in_flight: 64\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := Load([]string{"--config", path}, func(string) string { return "" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := c.IPC.FileMode(); m != 0o600 || c.Socket != "/run/verifyd/verifyd.sock" || len(c.IPC.AllowUIDs) != 2 || c.IPC.MaxInFlight != 64 || c.IPC.MaxFrameBytes != 16384 {
+		t.Errorf("ipc = %+v socket %q", c.IPC, c.Socket)
+	}
+	for _, bad := range []string{"mode: \"0999\"", "mode: rw-rw----", "max_in_flight: 0", "read_timeout: 0s"} {
+		os.WriteFile(path, []byte("ipc:\n  "+bad+"\n"), 0o600)
+		if _, _, err := Load([]string{"--config", path}, func(string) string { return "" }, nil); err == nil || !strings.Contains(err.Error(), "ipc.") {
+			t.Errorf("ipc %s: error %v, want one naming ipc.", bad, err)
+		}
+	}
+}
