@@ -29,8 +29,19 @@
 // the protocol gets an ERROR frame and is closed without disturbing the
 // others. A request answered from verify's cache allocates nothing.
 //
+// # Client
+//
+// [Dial] returns a [Client] over a small pool of connections. Many
+// goroutines pipeline their calls over each connection: a call takes a slot
+// (at most the server's max_in_flight per connection), its request id names
+// the slot, and one reader goroutine per connection hands each answer to
+// its caller; one writer goroutine per connection coalesces the requests of
+// concurrent callers into few writes. A call honours its context; a broken
+// connection fails its pending calls at once and is redialled in the
+// background with backoff, while new calls go to the healthy connections.
+//
 // # Concurrency
 //
-// Decoder and the codec functions are safe for concurrent use. Server's
-// methods are safe for concurrent use.
+// Decoder and the codec functions are safe for concurrent use. Server's and
+// Client's methods are safe for concurrent use.
 package ipc
