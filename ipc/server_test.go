@@ -873,7 +873,9 @@ func cmpOr(a, b os.FileMode) os.FileMode {
 // the socket file is gone.
 func TestShutdownDrains(t *testing.T) {
 	e := newEnv(t, nil)
-	e.srv.grace = time.Second // long enough for the late request to land inside it
+	// Long enough for the late request to land inside it even on a loaded
+	// machine; the test waits for the grace to end.
+	e.srv.grace = 5 * time.Second
 	idle := e.dial()
 	idle.ping(1)
 	c := e.dial()

@@ -52,9 +52,10 @@ const (
 const genShards = 4096
 
 // An Entry is what [Store.Lookup] returns for a known digest. Entries are
-// immutable (apart from unexported last-use bookkeeping), cached and shared
-// between goroutines: no field and nothing reachable from one may be
-// modified.
+// immutable (apart from unexported last-use bookkeeping and the policy
+// binding [Entry.Binding] caches), cached and shared between goroutines: no
+// field and nothing reachable from one may be modified. A write to the
+// record makes the store build a new Entry, with no binding.
 type Entry struct {
 	// Principal is the credential's identity: Subject, Kind (as
 	// Kind.String), KeyID (the record ID), Roles, ProjectRoles, Scopes,
@@ -69,12 +70,34 @@ type Entry struct {
 
 	gen      uint64       // generation of the digest's shard when the record was read
 	lastUsed atomic.Int64 // Unix seconds of the last use noted by Touch
+	// bind is Principal bound against the policy of its last use; see
+	// Binding. nil until the first use that asks for a scope.
+	bind atomic.Pointer[rbac.Binding]
 
 	// The Principal and its compiled grants live in the entry itself: a
 	// cache hit then touches one object, not three, which matters when a
 	// million cached entries do not fit in the CPU caches.
 	grants    rbac.Matcher
 	principal rbac.Principal
+}
+
+// Binding returns e's principal bound against p: the binding cached in the
+// entry when it was made against p, or else a new one, which replaces it.
+// A binding made against another policy is never returned, so after a
+// policy swap every cached entry is bound again at its next use and no
+// decision of the old policy survives. It allocates only when it binds.
+//
+// Binding is safe for concurrent use. Two uses racing across a swap may
+// each store the binding of the policy they loaded; the comparison with
+// p makes either one correct for its caller, and the next use settles on
+// the policy in force.
+func (e *Entry) Binding(p *rbac.Policy) *rbac.Binding {
+	if b := e.bind.Load(); b != nil && b.Policy() == p {
+		return b
+	}
+	b := p.Bind(e.Principal)
+	e.bind.Store(b)
+	return b
 }
 
 // touchNote is one use of a credential, on its way to the flusher.

@@ -3,6 +3,7 @@ package verify
 import (
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,9 +20,21 @@ import (
 type Result struct {
 	Reason    Reason
 	Principal *rbac.Principal
-	Grant     string        // the pattern that granted the scope, when one was asked and allowed
+	// Decision is the policy's answer for the scope: which role, project
+	// and pattern granted it, or why it was denied. It is set when a scope
+	// was asked of a valid credential (Reason OK or Forbidden) and is the
+	// zero Decision otherwise. Its strings point into the policy and the
+	// principal and are read-only.
+	Decision  rbac.Decision
+	Grant     string        // the pattern that granted the scope (Decision.Pattern); "" for a stream rule or without a scope
 	ExpiresAt time.Time     // when the presented secret stops working; zero means never
 	CacheTTL  time.Duration // how long the caller may reuse this answer; 0 means not at all
+}
+
+// Decided reports whether the policy decided on a scope: a scope was asked
+// of a valid credential.
+func (r Result) Decided() bool {
+	return r.Reason == Forbidden || r.Reason == OK && r.Decision.Allowed
 }
 
 // Allowed reports whether the result allows the request.
@@ -49,6 +62,10 @@ type Options struct {
 	// SHA-256 of their bytes. Zero means DefaultJWTCacheEntries; a negative
 	// value disables the cache, so that every JWT is verified afresh.
 	JWTCacheEntries int64
+	// Policy is the authorization policy in force at start; SetPolicy
+	// replaces it. nil means rbac.DefaultPolicy(): mode deny_all, where
+	// only the scopes a credential carries itself grant.
+	Policy *rbac.Policy
 }
 
 // EnsureDefaults fills in the defaults of unset fields and returns o.
@@ -65,6 +82,9 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Policy == nil {
+		o.Policy = rbac.DefaultPolicy()
+	}
 	return o
 }
 
@@ -78,6 +98,28 @@ type Verifier struct {
 	metrics       *metrics
 	jwts          *jwtCache // nil when disabled
 	grants        grantMemo // compiled JWT scope sets
+	// policy is the authorization policy in force, never nil. Each cached
+	// credential keeps its principal bound against the policy of its last
+	// use and binds again when the policy has changed since.
+	policy atomic.Pointer[policyState]
+}
+
+// policyState is a policy in force, with what the hot path needs to know
+// of it. It is immutable.
+type policyState struct {
+	policy *rbac.Policy
+	// ownOnly is set when the policy can answer only from a credential's
+	// own scopes: mode deny_all and no ACL, as the default policy. Such a
+	// decision needs no binding: it is the match of the credential's
+	// compiled scopes, which the entry holds itself (a binding would add
+	// an object, and a cache miss, to every one of a million cached
+	// entries). TestOwnOnlyMatchesBinding keeps the two equal.
+	ownOnly bool
+}
+
+func newPolicyState(p *rbac.Policy) *policyState {
+	sum := p.Summary()
+	return &policyState{policy: p, ownOnly: sum.Mode == rbac.DenyAll && sum.ACLs == 0}
 }
 
 // New returns a Verifier over store, classifying generated API keys with
@@ -96,7 +138,24 @@ func New(store *keystore.Store, minter *credential.Minter, opts *Options) (*Veri
 	if err != nil {
 		return nil, err
 	}
-	return &Verifier{injectedClock: injected, store: store, minter: minter, opts: o, metrics: m, jwts: newJWTCache(o.JWTCacheEntries)}, nil
+	v := &Verifier{injectedClock: injected, store: store, minter: minter, opts: o, metrics: m, jwts: newJWTCache(o.JWTCacheEntries)}
+	v.policy.Store(newPolicyState(o.Policy))
+	return v, nil
+}
+
+// Policy returns the authorization policy in force.
+func (v *Verifier) Policy() *rbac.Policy { return v.policy.Load().policy }
+
+// SetPolicy puts p in force, atomically: a verification that starts after
+// SetPolicy returns decides under p, cached credentials included (each is
+// bound against p at its next use), and one that started before decides
+// wholly under one policy or the other. nil means rbac.DefaultPolicy().
+// It returns the policy p replaced.
+func (v *Verifier) SetPolicy(p *rbac.Policy) *rbac.Policy {
+	if p == nil {
+		p = rbac.DefaultPolicy()
+	}
+	return v.policy.Swap(newPolicyState(p)).policy
 }
 
 // Verify checks token and, when scope is not empty, whether the credential
@@ -109,7 +168,7 @@ func (v *Verifier) Verify(token, scope string) Result {
 	}
 	start := time.Now()
 	r, f := v.verify(token, scope, start)
-	v.metrics.observe(f, r.Reason, time.Since(start))
+	v.metrics.observe(f, r, time.Since(start))
 	return r
 }
 
@@ -158,24 +217,49 @@ func (v *Verifier) verify(token, scope string, start time.Time) (Result, credent
 		return Result{Reason: Expired}, f
 	}
 	v.store.Touch(e, now)
-	return v.decide(e.Principal, e.NotAfter, now, scope), f
+	res := v.valid(e.Principal, e.NotAfter, now)
+	if scope != "" {
+		if st := v.policy.Load(); st.ownOnly {
+			res.decideOwn(e.Principal, scope)
+		} else {
+			res.decide(e.Binding(st.policy), scope)
+		}
+	}
+	return res, f
 }
 
-// decide answers for a credential that is valid now and stops being valid
-// at notAfter (zero: never): allowed, or forbidden when it grants no
-// pattern matching scope.
-func (v *Verifier) decide(p *rbac.Principal, notAfter, now time.Time, scope string) Result {
+// valid answers for a credential that is valid now and stops being valid
+// at notAfter (zero: never), before any scope is decided.
+func (v *Verifier) valid(p *rbac.Principal, notAfter, now time.Time) Result {
 	ttl := max(v.opts.CacheTTL, 0)
 	if !notAfter.IsZero() {
 		ttl = max(min(ttl, notAfter.Sub(now)), 0)
 	}
-	res := Result{Reason: OK, Principal: p, CacheTTL: ttl, ExpiresAt: notAfter}
-	if scope != "" {
-		grant, ok := p.Allows(scope)
-		if !ok {
-			res.Reason = Forbidden
-		}
-		res.Grant = grant
+	return Result{Reason: OK, Principal: p, CacheTTL: ttl, ExpiresAt: notAfter}
+}
+
+// decide asks the policy, through the credential's binding b, whether it
+// grants scope: allowed, or forbidden with the policy's reason. verify
+// binds only authenticated principals, so the policy never answers
+// rbac.AuthRequired here (it is reserved for anonymous bindings, which
+// would be refused as unauthenticated, 401, not forbidden).
+func (res *Result) decide(b *rbac.Binding, scope string) {
+	res.Decision = b.Decide(scope)
+	res.Grant = res.Decision.Pattern
+	if !res.Decision.Allowed {
+		res.Reason = Forbidden
 	}
-	return res
+}
+
+// decideOwn decides scope under a policy whose state is ownOnly: what
+// Binding.Decide answers there, from the principal's own scopes alone.
+func (res *Result) decideOwn(p *rbac.Principal, scope string) {
+	g, ok := p.Allows(scope)
+	if !ok {
+		res.Decision = rbac.Decision{Reason: rbac.NoGrant}
+		res.Reason = Forbidden
+		return
+	}
+	res.Decision = rbac.Decision{Allowed: true, Reason: rbac.Granted, Pattern: g}
+	res.Grant = g
 }

@@ -48,3 +48,36 @@ func TestJWTCacheHitAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyCacheHitAllocatesNothing: under an rbac policy, a decision
+// answered from the cache allocates nothing, for stored keys and JWTs,
+// whatever the policy answers.
+func TestPolicyCacheHitAllocatesNothing(t *testing.T) {
+	f := newJWTFixture(t)
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.v.metrics = m
+	f.v.SetPolicy(mustPolicy(t, allocPolicy))
+	_, key := f.create(t, KeySpec{Subject: "a", Scopes: []string{"tool:a:*"}, Roles: []string{"agent"}, ProjectRoles: map[string][]string{"p1": {"publisher"}}})
+	claims := f.claims("j")
+	claims["roles"] = []string{"publisher", "viewer"}
+	tok := f.sign(t, "ES256", claims)
+	for _, c := range []struct{ token, scope string }{
+		{key, "tool:a:x"},                          // own scope
+		{key, "mailbox:a:in"},                      // role with ${sub}
+		{key, "projects/p1/topics/orders:publish"}, // project role, on the ACL
+		{key, "projects/p2/topics/t:publish"},      // no grant
+		{tok, "realm/emea:read"},                   // JWT role with ${realm}
+		{tok, "streams/mars:read"},                 // stream role
+		{tok, "projects/p1/topics/orders:publish"}, // no grant
+		{tok, "tool:data:read"},                    // the token's own scope
+	} {
+		f.v.Verify(c.token, c.scope) // fill the caches and bind
+		f.store.WaitCache()
+		if n := testing.AllocsPerRun(200, func() { f.v.Verify(c.token, c.scope) }); n != 0 {
+			t.Errorf("Verify(%s..., %q) from the cache allocates %v times", c.token[:6], c.scope, n)
+		}
+	}
+}
