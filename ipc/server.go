@@ -521,6 +521,7 @@ type serverConn struct {
 	pending int    // answers in wbuf
 
 	readAt     time.Time // when the last read returned
+	deadline   time.Time // the read deadline this connection set last
 	frameStart time.Time // when the first byte of the partial frame in rbuf[r:w] arrived; zero if none
 
 	// Stream offsets, for the drain: consumed counts the bytes decoded,
@@ -607,7 +608,8 @@ func (c *serverConn) loop() closeReason {
 		if c.draining && c.received >= c.drainEnd && !time.Now().Before(c.graceEnd) {
 			return closeDrained
 		}
-		c.nc.SetReadDeadline(c.readDeadline())
+		c.deadline = c.readDeadline()
+		c.nc.SetReadDeadline(c.deadline)
 		if s.draining.Load() && !c.draining {
 			continue // Shutdown began between the check and the deadline
 		}
@@ -628,8 +630,11 @@ func (c *serverConn) loop() closeReason {
 		var ne net.Error
 		switch {
 		case errors.As(err, &ne) && ne.Timeout():
-			if s.draining.Load() && !c.draining {
-				continue // woken by Shutdown
+			if s.draining.Load() && (!c.draining || c.readAt.Before(c.deadline)) {
+				// Woken by Shutdown, whose wake-up deadline can also land
+				// after this connection began draining and set its own:
+				// not a timeout of this connection's.
+				continue
 			}
 			if c.draining && c.received >= c.drainEnd && !c.readAt.Before(c.graceEnd) {
 				return closeDrained

@@ -873,9 +873,7 @@ func cmpOr(a, b os.FileMode) os.FileMode {
 // the socket file is gone.
 func TestShutdownDrains(t *testing.T) {
 	e := newEnv(t, nil)
-	// Long enough for the late request to land inside it even on a loaded
-	// machine; the test waits for the grace to end.
-	e.srv.grace = 5 * time.Second
+	e.srv.grace = time.Second // long enough for the late request to land inside it
 	idle := e.dial()
 	idle.ping(1)
 	c := e.dial()

@@ -73,5 +73,7 @@
 // RevokeToken, RevokeSubject) are serialized by one mutex, held across their
 // synced commit; they never delay Lookup. TokenRevoked takes a read lock
 // that revocation writes hold only to update two maps, after their commit. An [Entry] is immutable and shared: callers must not modify
-// it or anything it points to.
+// it or anything it points to. The one thing it caches is its principal's
+// binding to the authorization policy in force ([Entry.Binding]), an atomic
+// pointer that is replaced, never modified, when the policy changes.
 package keystore

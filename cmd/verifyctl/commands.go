@@ -29,6 +29,10 @@ var commands = []*command{
 	revokeJWTCmd,
 	revocationsListCmd,
 	trustStatusCmd,
+	policyShowCmd,
+	policyReloadCmd,
+	policyExplainCmd,
+	policyCheckCmd,
 	verifyCmd,
 	pingCmd,
 	versionCmd,
@@ -41,6 +45,7 @@ var groups = map[string]string{
 	"revoke":      "jwt",
 	"revocations": "list",
 	"trust":       "status",
+	"policy":      "show, reload, explain or check",
 }
 
 // lookup returns the command called name, or nil.

@@ -2,7 +2,9 @@
 // running daemon over its HTTP API: it creates, imports, lists, shows,
 // revokes and rotates keys, revokes JWTs (by jti, or all of a subject's
 // issued before a time) and lists those revocations, shows the state of the
-// JWT trust sources, and checks a token, optionally against a scope. The
+// JWT trust sources, shows, reloads and explains the authorization policy
+// (and validates a policy file offline, with policy check), and checks a
+// token, optionally against a scope. The
 // token check (verify) can also go over the daemon's Unix socket, with
 // --socket PATH or $VERIFYD_SOCKET, and ping checks that the socket answers
 // and prints the limits the daemon states on it.

@@ -82,9 +82,10 @@ func (s *session) printDecision(r adminclient.VerifyResult) error {
 	return s.writeDecision(r, true)
 }
 
-// writeDecision prints a verify decision. withScopes lists the credential's
-// own scopes, which only the HTTP API reports.
-func (s *session) writeDecision(r adminclient.VerifyResult, withScopes bool) error {
+// writeDecision prints a verify decision. viaHTTP adds what only the HTTP
+// API reports: the credential's own scopes, the policy's reason and what
+// matched.
+func (s *session) writeDecision(r adminclient.VerifyResult, viaHTTP bool) error {
 	if s.g.output.json {
 		return s.printJSON(r)
 	}
@@ -101,17 +102,47 @@ func (s *session) writeDecision(r adminclient.VerifyResult, withScopes bool) err
 			row("realm", clean(r.Realm))
 		}
 		row("roles", cleanList(r.Roles))
-		if withScopes {
+		if viaHTTP {
 			row("scopes", cleanList(r.Scopes))
+			row("reason", clean(r.Reason))
+			row("matched", fmtMatch(r.Matched))
 		}
 		row("grant", clean(r.Grant))
 		row("expires", fmtTime(r.ExpiresAt))
 		row("cache ttl", (time.Duration(r.CacheTTLMS) * time.Millisecond).String())
 	} else {
+		if viaHTTP && r.Reason != "" && r.Reason != r.Status {
+			row("reason", clean(r.Reason))
+		}
 		row("code", clean(r.Code))
 		row("message", clean(r.Message))
 	}
 	return tw.Flush()
+}
+
+// fmtMatch describes what granted a scope: "role publisher in p2, pattern
+// projects/p2/topics/*:publish", "own scope tool:data:*", or "-".
+func fmtMatch(m *adminclient.PolicyMatch) string {
+	if m == nil {
+		return "-"
+	}
+	var parts []string
+	switch {
+	case m.Role == "" && m.Pattern != "":
+		parts = append(parts, "own scope "+clean(m.Pattern))
+	case m.Role != "":
+		role := "role " + clean(m.Role)
+		if m.Project != "" {
+			role += " in " + clean(m.Project)
+		}
+		parts = append(parts, role)
+		if m.Pattern != "" {
+			parts = append(parts, "pattern "+clean(m.Pattern))
+		}
+	default:
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // printRevocation prints one JWT revocation: as JSON, or as a field list.

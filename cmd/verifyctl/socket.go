@@ -97,7 +97,8 @@ func verifySocket(ctx context.Context, s *session, path, token, scope string) er
 
 // decisionOf converts a socket answer into the HTTP API's decision, field
 // for field. As over HTTP, a refusal carries no principal. The socket
-// protocol does not carry the credential's own scopes.
+// protocol does not carry the credential's own scopes, the policy's reason
+// or what matched beyond the grant.
 func decisionOf(r ipc.Result) adminclient.VerifyResult {
 	if r.Status != verify.OK {
 		return adminclient.VerifyResult{

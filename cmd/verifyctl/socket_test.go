@@ -200,7 +200,7 @@ func TestVerifySocketMatchesHTTP(t *testing.T) {
 			t.Errorf("key id %q, want %q", s.KeyID, sockID)
 		}
 		s.KeyID, w.KeyID = "", ""
-		w.Scopes = nil // not carried by the socket protocol
+		w.Scopes, w.Reason, w.Matched = nil, "", nil // not carried by the socket protocol
 		sb, _ := json.Marshal(s)
 		wb, _ := json.Marshal(w)
 		if string(sb) != string(wb) {

@@ -7,8 +7,9 @@ import (
 )
 
 const helpIntro = `verifyctl manages keys and JWT revocations on a running verifyd daemon, shows the
-state of its JWT trust sources and checks tokens against it, over its HTTP API
-or, for verify and ping, its Unix socket.
+state of its JWT trust sources and of its authorization policy (which it can
+reload and explain), and checks tokens against it, over its HTTP API or, for
+verify and ping, its Unix socket. policy check validates a policy file offline.
 
 Usage:
   verifyctl [global flags] <command> [flags] [arguments]
@@ -17,8 +18,8 @@ Usage:
 const helpGlobals = `Global flags (accepted before or after the command and its arguments):
   --addr ADDR                 daemon address: http(s) URL or host:port
                               (default $VERIFYD_ADDR, else http://127.0.0.1:8080)
-  --admin-key KEY             admin key, needed by every command but verify and
-                              version. Prefer setting $VERIFYD_ADMIN_KEY: a flag
+  --admin-key KEY             admin key, needed by every command but verify,
+                              ping, policy check and version. Prefer setting $VERIFYD_ADMIN_KEY: a flag
                               is visible to other users in ps and stays in the
                               shell's history.
   -o table|json               output format (default table)
@@ -46,11 +47,14 @@ Secrets:
   verifyctl never prints the admin key.
 
 Exit status:
-  0  success; for verify, the token is allowed
-  1  the daemon refused: token denied (401/403), no such key (404), admin key
-     rejected, rate limited
-  2  usage error, missing admin key, or a request the daemon rejected as
-     malformed (400, e.g. an invalid scope or a jti over 1024 bytes)
+  0  success; for verify, the token is allowed; for policy explain, the
+     scope is allowed
+  1  the daemon refused: token denied (401/403), scope denied (policy
+     explain), no such key (404), admin key rejected, nothing to reload (409),
+     rate limited
+  2  usage error, missing admin key, a request the daemon rejected as
+     malformed (400, e.g. an invalid scope or a jti over 1024 bytes), or an
+     invalid policy file (policy check, policy reload)
   3  the daemon is unreachable or timed out, answered 5xx (or unavailable on
      the socket), or answered outside its API
 `

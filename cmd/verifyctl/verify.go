@@ -22,7 +22,13 @@ ignored.
 With --socket, or when $VERIFYD_SOCKET is set and --addr is not given, the
 question goes over the daemon's Unix socket instead of HTTP, with the same
 output and exit statuses. The socket protocol does not carry the credential's
-own scopes, so that line is left out.
+own scopes, the policy's reason or what matched (beyond the grant), so those
+lines are left out.
+
+Over HTTP, the reason line says why the daemon's authorization policy allowed
+or denied the scope (granted, not_on_acl, no_grant, stream_role, ...) and the
+matched line which role (in which project) and pattern granted it; "policy
+explain" shows every candidate.
 
 The exit status is 0 when the token is allowed, 1 when it is denied, 2 when the
 scope is malformed (or the token or scope is longer than the daemon accepts)

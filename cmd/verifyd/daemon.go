@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +21,7 @@ import (
 	"github.com/verifyd/verifyd/ipc"
 	"github.com/verifyd/verifyd/ipc/httpapi"
 	"github.com/verifyd/verifyd/keystore"
+	"github.com/verifyd/verifyd/rbac"
 	"github.com/verifyd/verifyd/verify"
 	"github.com/verifyd/verifyd/verify/credential"
 	"github.com/verifyd/verifyd/verify/jwt"
@@ -38,8 +41,10 @@ const (
 	metaAdminDigest = "admin_key_digest"
 )
 
-// run wires config -> keystore -> verifier -> HTTP server and serves until
-// ctx ends, then drains and closes. It returns the process exit status.
+// run wires config -> policy -> keystore -> trust registry -> verifier ->
+// HTTP server and socket, and serves until ctx ends (reloading the policy
+// on SIGHUP and when its file changes), then drains and closes. It returns
+// the process exit status.
 func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr io.Writer) int {
 	level, _ := cfg.LogLevel()
 	hopts := &slog.HandlerOptions{Level: level}
@@ -52,6 +57,26 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// SIGHUP reloads the policy. It is caught from here on, so that one
+	// arriving during start does not kill the daemon; it waits for the
+	// watcher.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	// The policy file is read before anything else is opened: an invalid
+	// one stops verifyd at start, listing every problem.
+	policy, err := newPolicyLoader(cfg.Policy, reg, log)
+	if err != nil {
+		log.Error("cannot set up the policy", "err", err)
+		return exitConfig
+	}
+	initialPolicy, err := policy.load()
+	if err != nil {
+		logPolicyError(log, policy.path, err)
+		return exitConfig
+	}
 
 	store, err := keystore.Open(cfg.DataDir, &keystore.Options{
 		CacheEntries:     cfg.Cache.Entries,
@@ -110,15 +135,22 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		Logger:          log,
 		JWT:             jwts,
 		JWTCacheEntries: cfg.Cache.JWTEntries,
+		Policy:          initialPolicy,
 	})
 	if err != nil {
 		log.Error("cannot create the verifier", "err", err)
 		return exitFailure
 	}
+	policy.setVerifier(verifier)
+	var policyAdmin httpapi.PolicyAdmin
+	if policy.path != "" {
+		policyAdmin = policy
+	}
 	srv, err := httpapi.New(httpapi.Options{
 		Verifier:       verifier,
 		Manager:        verify.NewManager(store, minter, adminDigest, nil),
 		Trust:          registry,
+		Policy:         policyAdmin,
 		Gatherer:       reg,
 		Registerer:     reg,
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
@@ -157,6 +189,7 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 	if sock != nil {
 		g.Go(sock.Serve)
 	}
+	g.Go(func() error { return policy.watch(gctx, hup, cfg.PolicyCheckInterval) })
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down: draining in-flight requests", "timeout", cfg.HTTP.ShutdownTimeout)
@@ -175,6 +208,24 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 	}
 	log.Info("stopped cleanly")
 	return exitOK
+}
+
+// logPolicyError reports why the policy file cannot be loaded: every
+// problem of an invalid file, one per line.
+func logPolicyError(log *slog.Logger, path string, err error) {
+	var pe *rbac.PolicyError
+	if !errors.As(err, &pe) {
+		log.Error("cannot load the policy", "file", path, "err", err)
+		return
+	}
+	for _, p := range pe.Problems {
+		log.Error("policy problem", "file", path, "problem", p.String())
+	}
+	n := fmt.Sprintf("%d problems", len(pe.Problems))
+	if len(pe.Problems) == 1 {
+		n = "1 problem"
+	}
+	log.Error("cannot load the policy: the file has "+n+" (listed above); verifyd does not start", "file", path)
 }
 
 // socketServer creates the Unix socket server, or returns nil when the

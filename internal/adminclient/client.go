@@ -254,6 +254,58 @@ func (c *Client) TrustStatus(ctx context.Context) ([]TrustSource, error) {
 	return l.Sources, nil
 }
 
+// PolicyStatus describes the daemon's authorization policy with
+// GET /v1/admin/policy: its mode, file, summary, when it was loaded, and
+// the error of the last reload if that failed.
+func (c *Client) PolicyStatus(ctx context.Context) (PolicyStatus, error) {
+	var st PolicyStatus
+	if err := c.admin(ctx, http.MethodGet, "/v1/admin/policy", nil, nil, &st); err != nil {
+		return PolicyStatus{}, err
+	}
+	return st, nil
+}
+
+// ReloadPolicy makes the daemon read its policy file again, with
+// POST /v1/admin/policy/reload, and returns the policy then in force;
+// [PolicyStatus.Changed] says whether the file held a new one. An invalid
+// file is an [*APIError] with status 400 whose Problems list every
+// problem; the daemon keeps its policy. A daemon without a policy file
+// answers 409.
+func (c *Client) ReloadPolicy(ctx context.Context) (PolicyStatus, error) {
+	var st PolicyStatus
+	if err := c.admin(ctx, http.MethodPost, "/v1/admin/policy/reload", nil, nil, &st); err != nil {
+		return PolicyStatus{}, err
+	}
+	return st, nil
+}
+
+// ExplainPolicy asks the daemon, with GET /v1/admin/policy/explain, how
+// its policy decides r.Scope for the principal r describes, and why.
+func (c *Client) ExplainPolicy(ctx context.Context, r PolicyExplainRequest) (PolicyExplanation, error) {
+	if r.Scope == "" {
+		return PolicyExplanation{}, fmt.Errorf("%w: a scope is required", ErrInvalidArgument)
+	}
+	if r.KeyID != "" {
+		if err := checkID(r.KeyID); err != nil {
+			return PolicyExplanation{}, err
+		}
+	}
+	q := url.Values{"scope": {r.Scope}}
+	for name, v := range map[string]string{"subject": r.Subject, "project": r.Project, "realm": r.Realm, "key_id": r.KeyID} {
+		if v != "" {
+			q.Set(name, v)
+		}
+	}
+	for _, role := range r.Roles {
+		q.Add("role", role)
+	}
+	var e PolicyExplanation
+	if err := c.admin(ctx, http.MethodGet, "/v1/admin/policy/explain", q, nil, &e); err != nil {
+		return PolicyExplanation{}, err
+	}
+	return e, nil
+}
+
 // Verify asks the daemon, with POST /v1/verify, whether token is valid and,
 // when scope is not empty, whether it grants scope. It needs no admin key.
 //

@@ -1,13 +1,14 @@
 // Package adminclient is the Go client for verifyd's HTTP API: the admin key
 // endpoints under /v1/admin/keys, the JWT revocation endpoint
-// /v1/admin/revocations, the trust source status endpoint /v1/admin/trust
-// and the verification endpoint /v1/verify. The verifyctl command is built
-// on it.
+// /v1/admin/revocations, the trust source status endpoint /v1/admin/trust,
+// the authorization policy endpoints under /v1/admin/policy and the
+// verification endpoint /v1/verify. The verifyctl command is built on it.
 //
 // It also defines the JSON shapes of that API ([Key], [KeySpec],
 // [ImportRequest], [RotateRequest], [KeyList], [JWTRevocation],
-// [RevocationList], [TrustSource], [TrustSourceList], [VerifyRequest],
-// [VerifyResult] and the error body [APIError]). Their json tags are the wire contract: the daemon's HTTP
+// [RevocationList], [TrustSource], [TrustSourceList], [PolicyStatus],
+// [PolicyExplanation], [VerifyRequest], [VerifyResult] and the error body
+// [APIError]). Their json tags are the wire contract: the daemon's HTTP
 // package encodes and decodes the same shapes, so a field renamed here is
 // renamed on the wire.
 //

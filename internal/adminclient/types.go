@@ -48,6 +48,7 @@ const (
 	CodeUnauthorized       = "UNAUTHORIZED"        // 401
 	CodeForbidden          = "FORBIDDEN"           // 403
 	CodeNotFound           = "NOT_FOUND"           // 404
+	CodeConflict           = "CONFLICT"            // 409
 	CodeRateLimited        = "RATE_LIMITED"        // 429
 	CodeServiceUnavailable = "SERVICE_UNAVAILABLE" // 503
 )
@@ -233,21 +234,135 @@ func (r VerifyRequest) LogValue() slog.Value {
 // fields; a refused one (401, 403, or 400 and 503 for the invalid_scope and
 // unavailable statuses) fills Code, Error and Message instead.
 type VerifyResult struct {
-	Allow      bool      `json:"allow"`
-	Status     string    `json:"status"`                // one of the Status constants
-	Subject    string    `json:"subject,omitempty"`     // set when allowed
-	Kind       string    `json:"kind,omitempty"`        // set when allowed
-	KeyID      string    `json:"key_id,omitempty"`      // set when allowed: the stored key's id, or a JWT's jti
-	Source     string    `json:"source,omitempty"`      // a JWT's trust source
-	Realm      string    `json:"realm,omitempty"`       // a JWT's realm, when its claims name one
-	Roles      []string  `json:"roles,omitempty"`       // set when allowed
-	Scopes     []string  `json:"scopes,omitempty"`      // the scopes the credential carries itself
-	Grant      string    `json:"grant,omitempty"`       // the pattern that granted the requested scope
-	ExpiresAt  time.Time `json:"expires_at,omitzero"`   // zero: the credential does not expire
-	CacheTTLMS int64     `json:"cache_ttl_ms,omitzero"` // how long, in milliseconds, the caller may cache an allow
-	Code       string    `json:"code,omitempty"`        // set when refused: one of the Code constants
-	Error      string    `json:"error,omitempty"`       // set when refused: Code in lower case
-	Message    string    `json:"message,omitempty"`     // set when refused: human-readable reason
+	Allow   bool     `json:"allow"`
+	Status  string   `json:"status"`            // one of the Status constants
+	Subject string   `json:"subject,omitempty"` // set when allowed
+	Kind    string   `json:"kind,omitempty"`    // set when allowed
+	KeyID   string   `json:"key_id,omitempty"`  // set when allowed: the stored key's id, or a JWT's jti
+	Source  string   `json:"source,omitempty"`  // a JWT's trust source
+	Realm   string   `json:"realm,omitempty"`   // a JWT's realm, when its claims name one
+	Roles   []string `json:"roles,omitempty"`   // set when allowed
+	Scopes  []string `json:"scopes,omitempty"`  // the scopes the credential carries itself
+	Grant   string   `json:"grant,omitempty"`   // the pattern that granted the requested scope
+	// Reason says why: the policy's reason when it decided a scope (one of
+	// the Reason constants), "authenticated" when no scope was asked, and
+	// otherwise the Status (the credential was refused before the policy
+	// was asked).
+	Reason string `json:"reason,omitempty"`
+	// Matched says what granted an allowed scope; nil for a denial and
+	// when no scope was asked.
+	Matched    *PolicyMatch `json:"matched,omitempty"`
+	ExpiresAt  time.Time    `json:"expires_at,omitzero"`   // zero: the credential does not expire
+	CacheTTLMS int64        `json:"cache_ttl_ms,omitzero"` // how long, in milliseconds, the caller may cache an allow
+	Code       string       `json:"code,omitempty"`        // set when refused: one of the Code constants
+	Error      string       `json:"error,omitempty"`       // set when refused: Code in lower case
+	Message    string       `json:"message,omitempty"`     // set when refused: human-readable reason
+}
+
+// Policy reasons, as used in [VerifyResult.Reason] and
+// [PolicyDecision.Reason]: why the authorization policy allowed or denied
+// a scope.
+const (
+	ReasonGranted             = "granted"              // a pattern of the credential's own scopes or of a role matched
+	ReasonUnrestricted        = "unrestricted"         // the policy's mode is none
+	ReasonStreamOpen          = "stream_open"          // the stream requires no authentication
+	ReasonStreamAuthenticated = "stream_authenticated" // the stream lets any authenticated principal read
+	ReasonStreamRole          = "stream_role"          // a stream role matched in its realm
+	ReasonStreamAdmin         = "stream_admin"         // an admin role of the policy matched
+	ReasonNoGrant             = "no_grant"             // nothing grants the scope
+	ReasonNotOnACL            = "not_on_acl"           // a grant matched, but the scope's ACL does not list the subject
+	ReasonAuthRequired        = "auth_required"        // the stream requires authentication
+	ReasonStreamForbidden     = "stream_forbidden"     // the stream requires a role the principal lacks, or reserves writes to admins
+	ReasonAuthenticated       = "authenticated"        // no scope was asked; the credential is valid
+)
+
+// A PolicyMatch says what granted an allowed scope.
+type PolicyMatch struct {
+	Role    string `json:"role"`    // the granting role; "" for the credential's own scopes
+	Project string `json:"project"` // the project, domain or realm the role holds in; "" for a global one
+	Pattern string `json:"pattern"` // the pattern that matched, templates filled; "" for a stream rule
+}
+
+// A PolicyStatus describes the daemon's authorization policy: the body of
+// the answers to GET /v1/admin/policy and POST /v1/admin/policy/reload.
+type PolicyStatus struct {
+	Mode     string        `json:"mode"`               // deny_all, rbac or none
+	File     string        `json:"file"`               // the policy file; "" when none is configured
+	LoadedAt time.Time     `json:"loaded_at,omitzero"` // when the policy in force was put in force
+	Summary  PolicySummary `json:"summary"`            // what the policy holds
+	Changed  *bool         `json:"changed,omitempty"`  // reloads only: whether the reload put a new policy in force
+	// LastReload is when the policy file was last reloaded, successfully
+	// or not; zero when it was not since the daemon started.
+	LastReload time.Time       `json:"last_reload,omitzero"`
+	LastError  string          `json:"last_error,omitempty"` // the error of the last reload; empty when it succeeded
+	Problems   []PolicyProblem `json:"problems,omitempty"`   // of LastError, for an invalid file
+}
+
+// A PolicySummary counts what a policy holds.
+type PolicySummary struct {
+	Roles     int `json:"roles"`      // roles declared
+	Patterns  int `json:"patterns"`   // patterns declared by all roles
+	Subjects  int `json:"subjects"`   // subjects with assignments
+	ACLs      int `json:"acls"`       // resource/action pairs with an ACL
+	Streams   int `json:"streams"`    // streams with rules
+	BoundSets int `json:"bound_sets"` // compiled role sets currently memoised
+}
+
+// A PolicyProblem is one thing wrong with a policy file.
+type PolicyProblem struct {
+	Line    int    `json:"line,omitempty"`   // 1-based; 0 when unknown
+	Column  int    `json:"column,omitempty"` // 1-based; 0 when unknown
+	Path    string `json:"path,omitempty"`   // where in the document, e.g. roles.developer.inherits[0]
+	Message string `json:"message"`
+	Text    string `json:"text"` // "line:column: path: message"
+}
+
+// A PolicyExplainRequest names the principal and scope of
+// GET /v1/admin/policy/explain: either KeyID (a stored key's principal),
+// or Subject with optional Realm and Roles (global ones, or, with Project,
+// held in that project), or nothing but Scope for an anonymous request.
+type PolicyExplainRequest struct {
+	Subject string
+	Project string
+	Realm   string
+	Roles   []string
+	KeyID   string
+	Scope   string // required
+}
+
+// A PolicyExplanation accounts for one decision of the policy in force:
+// the decision and every candidate grant considered.
+type PolicyExplanation struct {
+	Scope     string         `json:"scope"`
+	Mode      string         `json:"mode"`
+	Subject   string         `json:"subject,omitempty"`
+	Anonymous bool           `json:"anonymous"`
+	Decision  PolicyDecision `json:"decision"`
+	Steps     []PolicyStep   `json:"steps"`
+	Text      string         `json:"text"` // the whole explanation, one line per step
+}
+
+// A PolicyDecision is the policy's answer for one scope.
+type PolicyDecision struct {
+	Allowed bool   `json:"allowed"`
+	Reason  string `json:"reason"` // one of the Reason constants
+	Role    string `json:"role,omitempty"`
+	Project string `json:"project,omitempty"`
+	Pattern string `json:"pattern,omitempty"`
+	Text    string `json:"text"` // e.g. "allow (granted, role publisher in p2, pattern projects/p2/topics/*:publish)"
+}
+
+// A PolicyStep is one candidate considered for a decision.
+type PolicyStep struct {
+	Kind    string `json:"kind"` // scope, mode, own, role, stream, admin or acl
+	Role    string `json:"role,omitempty"`
+	Via     string `json:"via,omitempty"` // the inheritance chain, "developer > viewer"
+	Project string `json:"project,omitempty"`
+	Pattern string `json:"pattern,omitempty"`
+	Filled  string `json:"filled,omitempty"` // Pattern with its templates filled
+	Matched bool   `json:"matched"`
+	Note    string `json:"note,omitempty"`
+	Text    string `json:"text"` // the step on one line
 }
 
 // APIError is a daemon error answer: any 4xx or 5xx status, with the body
@@ -259,6 +374,9 @@ type APIError struct {
 	Code    string `json:"code"`    // one of the Code constants
 	Err     string `json:"error"`   // Code in lower case
 	Message string `json:"message"` // human-readable, safe to show to the operator
+	// Problems lists every problem of an invalid policy file, when a
+	// policy reload was refused (400).
+	Problems []PolicyProblem `json:"problems,omitempty"`
 }
 
 // Error returns "adminclient: <status> <code>: <message>", leaving out what

@@ -44,7 +44,17 @@ type Config struct {
 	// Trust lists the sources of keys that JWTs are verified against. No
 	// sources: every JWT is refused as untrusted_key.
 	Trust trust.Config `yaml:"trust"`
-	Log   Log          `yaml:"log"`
+	// Policy is the authorization policy file (YAML; see README.md). ""
+	// means none: the default policy, mode deny_all, in which only the
+	// scopes a credential carries itself grant. A relative path is taken
+	// from the daemon's working directory.
+	Policy string `yaml:"policy"`
+	// PolicyCheckInterval is how often the policy file is checked for a
+	// change (its inode, size and modification time); a change reloads
+	// it. Default 2s; a negative value never checks (SIGHUP and
+	// POST /v1/admin/policy/reload still reload it). 0 is an error.
+	PolicyCheckInterval time.Duration `yaml:"policy_check_interval"`
+	Log                 Log           `yaml:"log"`
 	// AdminKey is the admin key, from VERIFYD_ADMIN_KEY only (never from the
 	// file or flags). Empty means: use the key generated on first start.
 	AdminKey string `yaml:"-"`
@@ -156,9 +166,10 @@ func Default() Config {
 			MaxConnections:  16384,
 			ShutdownTimeout: 10 * time.Second,
 		},
-		Cache:  Cache{Entries: 1 << 20, NegativeEntries: 1 << 16, NegativeTTL: 10 * time.Second, JWTEntries: 1 << 18},
-		Verify: Verify{CacheTTL: 5 * time.Second},
-		Log:    Log{Level: "info", Format: "text"},
+		Cache:               Cache{Entries: 1 << 20, NegativeEntries: 1 << 16, NegativeTTL: 10 * time.Second, JWTEntries: 1 << 18},
+		Verify:              Verify{CacheTTL: 5 * time.Second},
+		PolicyCheckInterval: 2 * time.Second,
+		Log:                 Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -174,6 +185,7 @@ func Load(args []string, getenv func(string) string, usage *bytes.Buffer) (Confi
 	dataDir := fs.String("data-dir", "", "data `directory` of the store (env VERIFYD_DATA_DIR; default ./data)")
 	httpAddr := fs.String("http-addr", "", "HTTP listen `address` (env VERIFYD_HTTP_ADDR; default 127.0.0.1:8080)")
 	socket := fs.String("socket", "", "Unix socket `path` of the binary protocol (env VERIFYD_SOCKET; default ./verifyd.sock)")
+	policy := fs.String("policy", "", "authorization policy `file` (env VERIFYD_POLICY; default none: deny_all)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (env VERIFYD_LOG_LEVEL; default info)")
 	reset := fs.Bool("reset-admin-key", false, "generate a new admin key, print it once, store its hash and exit (stop the daemon first)")
 	if err := fs.Parse(args); err != nil {
@@ -194,7 +206,7 @@ func Load(args []string, getenv func(string) string, usage *bytes.Buffer) (Confi
 	for _, f := range []struct {
 		val string
 		dst *string
-	}{{*dataDir, &c.DataDir}, {*httpAddr, &c.HTTP.Addr}, {*socket, &c.Socket}, {*logLevel, &c.Log.Level}} {
+	}{{*dataDir, &c.DataDir}, {*httpAddr, &c.HTTP.Addr}, {*socket, &c.Socket}, {*policy, &c.Policy}, {*logLevel, &c.Log.Level}} {
 		if f.val != "" {
 			*f.dst = f.val
 		}
@@ -226,6 +238,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	str("VERIFYD_DATA_DIR", &c.DataDir)
 	str("VERIFYD_HTTP_ADDR", &c.HTTP.Addr)
 	str("VERIFYD_SOCKET", &c.Socket)
+	str("VERIFYD_POLICY", &c.Policy)
 	str("VERIFYD_LOG_LEVEL", &c.Log.Level)
 	str("VERIFYD_LOG_FORMAT", &c.Log.Format)
 	str("VERIFYD_ADMIN_KEY", &c.AdminKey)
@@ -289,6 +302,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Cache.JWTEntries == 0 {
 		bad("cache.jwt_entries must not be 0 (negative disables the cache)")
+	}
+	if c.PolicyCheckInterval == 0 {
+		bad("policy_check_interval must not be 0 (a duration such as \"2s\"; negative never checks the file)")
 	}
 	c.Trust.EnsureDefaults()
 	if err := c.Trust.Validate(); err != nil {

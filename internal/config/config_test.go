@@ -157,3 +157,30 @@ func TestIPCConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicyConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "verifyd.yaml")
+	os.WriteFile(path, []byte("policy: /etc/verifyd/policy.yaml\npolicy_check_interval: 500ms\n"), 0o600)
+	c, _, err := Load([]string{"--config", path}, env(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Policy != "/etc/verifyd/policy.yaml" || c.PolicyCheckInterval != 500*time.Millisecond {
+		t.Errorf("policy %q, interval %v", c.Policy, c.PolicyCheckInterval)
+	}
+	c, _, err = Load([]string{"--config", path, "--policy", "flag.yaml"}, env(map[string]string{"VERIFYD_POLICY": "env.yaml"}), nil)
+	if err != nil || c.Policy != "flag.yaml" {
+		t.Errorf("flag: %q %v", c.Policy, err)
+	}
+	c, _, err = Load(nil, env(map[string]string{"VERIFYD_POLICY": "env.yaml"}), nil)
+	if err != nil || c.Policy != "env.yaml" || c.PolicyCheckInterval != 2*time.Second {
+		t.Errorf("env: %q %v %v", c.Policy, c.PolicyCheckInterval, err)
+	}
+	if c, _, _ := Load(nil, env(nil), nil); c.Policy != "" {
+		t.Errorf("default policy file %q, want none", c.Policy)
+	}
+	os.WriteFile(path, []byte("policy_check_interval: 0s\n"), 0o600)
+	if _, _, err := Load([]string{"--config", path}, env(nil), nil); err == nil || !strings.Contains(err.Error(), "policy_check_interval") {
+		t.Errorf("interval 0: %v", err)
+	}
+}

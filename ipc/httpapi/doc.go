@@ -1,7 +1,9 @@
 // Package httpapi is verifyd's HTTP surface, served with fasthttp: the verify
-// endpoint, the admin API for keys and JWT revocations, health and readiness
-// probes, and Prometheus metrics. It translates requests into calls on package verify and
-// results back into responses; it holds no authorization logic of its own.
+// endpoint, the admin API for keys, JWT revocations, trust sources and the
+// authorization policy, health and readiness probes, and Prometheus
+// metrics. It translates requests into calls on package verify (and, for
+// the policy, on a [PolicyAdmin] that cmd/verifyd provides) and results
+// back into responses; it holds no authorization logic of its own.
 //
 // # Endpoints
 //
@@ -17,6 +19,16 @@
 //	POST   /v1/admin/keys/{id}/rotate    new secret, same id; {"grace":"10m"} keeps the old one working
 //	POST   /v1/admin/revocations         revoke JWTs: {"jti","expires_at"} or {"subject","not_before"} (201)
 //	GET    /v1/admin/revocations         the JWT revocations in effect: {"tokens":[...],"subjects":[...]}
+//	GET    /v1/admin/trust               the JWT trust sources
+//	GET    /v1/admin/policy              the authorization policy in force: mode, summary, file, loaded_at, last error
+//	POST   /v1/admin/policy/reload       reload the policy file: 200 with the summary, 400 with every problem (old policy kept)
+//	GET    /v1/admin/policy/explain      ?subject=&project=&realm=&role=&scope= (or ?key_id=&scope=): how the policy decides, step by step
+//
+// A verify answer carries "reason": the policy's reason when a scope was
+// decided (granted, not_on_acl, stream_role, ...), "authenticated" when no
+// scope was asked, else the status; an allowed scope adds "matched":
+// {"role","project","pattern"}. GET /readyz says so in its body while the
+// policy has mode none.
 //
 // Admin endpoints require the admin key in X-Admin-Key and answer 401 without
 // it, never hinting whether a key exists. Errors are JSON objects

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/verifyd/verifyd/rbac"
 	"github.com/verifyd/verifyd/verify"
 	"github.com/verifyd/verifyd/verify/trust"
 )
@@ -34,6 +36,10 @@ type Options struct {
 	// Trust is the JWT trust registry, whose sources GET /v1/admin/trust
 	// reports. nil means no trust source is configured.
 	Trust *trust.Registry
+	// Policy reloads the authorization policy file and reports on it
+	// (/v1/admin/policy). nil means no policy file is configured: the
+	// status shows the Verifier's policy, and a reload answers 409.
+	Policy PolicyAdmin
 	// Gatherer is served on GET /metrics. nil means no metrics endpoint.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the HTTP metrics. nil means none.
@@ -223,6 +229,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 	case path == "/v1/admin/trust":
 		s.handleTrust(ctx)
 		return "admin_trust"
+	case path == "/v1/admin/policy" || strings.HasPrefix(path, "/v1/admin/policy/"):
+		s.handlePolicy(ctx, path[len("/v1/admin/policy"):])
+		return "admin_policy"
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, "NOT_FOUND", "no such endpoint: "+path)
 		return "other"
@@ -248,8 +257,16 @@ func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	ctx.SetContentType("text/plain; charset=utf-8")
+	if s.opts.Verifier.Policy().Mode() == rbac.None {
+		ctx.SetBodyString("ready\n" + NoneModeWarning + "\n")
+		return
+	}
 	ctx.SetBodyString("ready\n")
 }
+
+// NoneModeWarning is what GET /readyz adds to its answer, and what the
+// daemon logs, while the policy in force has mode none.
+const NoneModeWarning = "WARNING: the authorization policy has mode none: every scope is allowed to every valid credential. Use it for development only."
 
 // allowMethod answers 405 unless the request uses one of methods.
 func allowMethod(ctx *fasthttp.RequestCtx, methods ...string) bool {

@@ -27,6 +27,7 @@ const adminKey = "test-admin-key-0123456789"
 type testServer struct {
 	t    *testing.T
 	base string
+	v    *verify.Verifier
 }
 
 func newTestServer(t *testing.T) *testServer {
@@ -36,6 +37,13 @@ func newTestServer(t *testing.T) *testServer {
 
 // newTestServerWith starts a test server whose trust registry is registry.
 func newTestServerWith(t *testing.T, registry *trust.Registry) *testServer {
+	t.Helper()
+	return newTestServerOpts(t, registry, nil)
+}
+
+// newTestServerOpts starts a test server whose trust registry is registry
+// and whose policy admin is made by policy from the verifier (nil: none).
+func newTestServerOpts(t *testing.T, registry *trust.Registry, policy func(*verify.Verifier) PolicyAdmin) *testServer {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	store, err := keystore.Open(t.TempDir(), &keystore.Options{Registerer: reg})
@@ -52,12 +60,17 @@ func newTestServerWith(t *testing.T, registry *trust.Registry) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var pa PolicyAdmin
+	if policy != nil {
+		pa = policy(v)
+	}
 	srv, err := New(Options{
 		Verifier:   v,
 		Manager:    verify.NewManager(store, minter, keystore.Sum(adminKey), nil),
 		Gatherer:   reg,
 		Registerer: reg,
 		Trust:      registry,
+		Policy:     pa,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +89,7 @@ func newTestServerWith(t *testing.T, registry *trust.Registry) *testServer {
 			t.Errorf("Serve after Shutdown: %v", err)
 		}
 	})
-	return &testServer{t: t, base: "http://" + ln.Addr().String()}
+	return &testServer{t: t, base: "http://" + ln.Addr().String(), v: v}
 }
 
 // do sends a request and decodes a JSON answer into out (when not nil).

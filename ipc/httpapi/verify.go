@@ -13,9 +13,20 @@ type verifyRequest struct {
 	Scope string `json:"scope"`
 }
 
+// matchedBody says what granted an allowed scope: the role (empty for the
+// credential's own scopes), the project or realm it holds in (empty for a
+// global one) and the pattern (empty for a stream rule).
+type matchedBody struct {
+	Role    string `json:"role"`
+	Project string `json:"project"`
+	Pattern string `json:"pattern"`
+}
+
 type verifyAllowed struct {
 	Allow      bool                `json:"allow"`
 	Status     string              `json:"status"`
+	Reason     string              `json:"reason"`
+	Matched    *matchedBody        `json:"matched,omitempty"`
 	Subject    string              `json:"subject"`
 	Kind       string              `json:"kind"`
 	KeyID      string              `json:"key_id"`
@@ -32,6 +43,7 @@ type verifyAllowed struct {
 type verifyDenied struct {
 	Allow   bool   `json:"allow"`
 	Status  string `json:"status"`
+	Reason  string `json:"reason"`
 	Code    string `json:"code"`
 	Error   string `json:"error"`
 	Message string `json:"message"`
@@ -59,6 +71,7 @@ func (s *Server) handleVerify(ctx *fasthttp.RequestCtx) {
 	if r.Reason != verify.OK {
 		writeJSON(ctx, r.Reason.HTTPStatus(), verifyDenied{
 			Status:  r.Reason.String(),
+			Reason:  answerReason(r),
 			Code:    r.Reason.ErrorCode(),
 			Error:   r.Reason.String(),
 			Message: r.Reason.Message(),
@@ -79,6 +92,11 @@ func (s *Server) handleVerify(ctx *fasthttp.RequestCtx) {
 		Projects:   p.ProjectRoles,
 		Grant:      r.Grant,
 		CacheTTLms: r.CacheTTL.Milliseconds(),
+		Reason:     answerReason(r),
+	}
+	if r.Decided() {
+		d := r.Decision
+		out.Matched = &matchedBody{Role: d.Role, Project: d.Project, Pattern: d.Pattern}
 	}
 	if out.Roles == nil {
 		out.Roles = []string{}
@@ -88,6 +106,20 @@ func (s *Server) handleVerify(ctx *fasthttp.RequestCtx) {
 		out.ExpiresAt = &t
 	}
 	writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+// answerReason is the "reason" of a verify answer: the policy's reason
+// when it decided a scope (granted, not_on_acl, stream_role, ...),
+// "authenticated" for a valid credential asked no scope, and otherwise the
+// status, since the credential was refused before the policy was asked.
+func answerReason(r verify.Result) string {
+	switch {
+	case r.Decided():
+		return r.Decision.Reason.String()
+	case r.Reason == verify.OK:
+		return "authenticated"
+	}
+	return r.Reason.String()
 }
 
 // headerToken returns the credential of an Authorization: Bearer or an

@@ -1,7 +1,7 @@
 // Package admintest runs verifyd's real HTTP API on a loopback port for
 // tests of [adminclient] and of the verifyctl command: the fasthttp server of
 // ipc/httpapi, over the real verifier and a Pebble store in a temporary
-// directory, and optionally a JWT trust registry. Tests built on it exercise the clients against the daemon's
+// directory, and optionally a JWT trust registry and a policy file. Tests built on it exercise the clients against the daemon's
 // actual contract, not against a copy of it.
 package admintest
 
@@ -42,6 +42,11 @@ type Options struct {
 	// nil means no trust source is configured. The Server does not close
 	// it: the caller does, after Close.
 	Trust *trust.Registry
+	// PolicyFile is an authorization policy file, loaded at start and read
+	// again by POST /v1/admin/policy/reload, as in the daemon (which also
+	// watches it; this server does not). "" means none: the default
+	// policy, deny_all.
+	PolicyFile string
 }
 
 // NewServer starts a Server whose admin key is adminKey. The caller must
@@ -99,10 +104,19 @@ func start(adminKey string, o Options) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
+	var policy httpapi.PolicyAdmin
+	if o.PolicyFile != "" {
+		pf := &policyFile{path: o.PolicyFile, v: v}
+		if _, err := pf.ReloadPolicy(); err != nil {
+			return fail(err)
+		}
+		policy = pf
+	}
 	s.http, err = httpapi.New(httpapi.Options{
 		Verifier: v,
 		Manager:  verify.NewManager(store, minter, keystore.Sum(adminKey), nil),
 		Trust:    o.Trust,
+		Policy:   policy,
 		Logger:   quiet,
 	})
 	if err != nil {
