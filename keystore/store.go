@@ -71,8 +71,8 @@ type Entry struct {
 	gen      uint64       // generation of the digest's shard when the record was read
 	lastUsed atomic.Int64 // Unix seconds of the last use noted by Touch
 	// bind is Principal bound against the policy of its last use; see
-	// Binding. nil until the first use that asks for a scope.
-	bind atomic.Pointer[rbac.Binding]
+	// Binding. Empty until the first use that asks for a scope.
+	bind rbac.BindingSlot
 
 	// The Principal and its compiled grants live in the entry itself: a
 	// cache hit then touches one object, not three, which matters when a
@@ -81,24 +81,9 @@ type Entry struct {
 	principal rbac.Principal
 }
 
-// Binding returns e's principal bound against p: the binding cached in the
-// entry when it was made against p, or else a new one, which replaces it.
-// A binding made against another policy is never returned, so after a
-// policy swap every cached entry is bound again at its next use and no
-// decision of the old policy survives. It allocates only when it binds.
-//
-// Binding is safe for concurrent use. Two uses racing across a swap may
-// each store the binding of the policy they loaded; the comparison with
-// p makes either one correct for its caller, and the next use settles on
-// the policy in force.
-func (e *Entry) Binding(p *rbac.Policy) *rbac.Binding {
-	if b := e.bind.Load(); b != nil && b.Policy() == p {
-		return b
-	}
-	b := p.Bind(e.Principal)
-	e.bind.Store(b)
-	return b
-}
+// Binding returns e's principal bound against p, from the entry when it
+// was bound against p before; see [rbac.BindingSlot.Get].
+func (e *Entry) Binding(p *rbac.Policy) *rbac.Binding { return e.bind.Get(p, e.Principal) }
 
 // touchNote is one use of a credential, on its way to the flusher.
 type touchNote struct {

@@ -33,22 +33,13 @@ type jwtEntry struct {
 	// last found unrevoked. A use that sees another generation checks the
 	// revocations again.
 	revGen atomic.Uint64
-	// bind is principal bound against the policy of its last use; see
-	// binding.
-	bind atomic.Pointer[rbac.Binding]
+	// bind is principal bound against the policy of its last use.
+	bind rbac.BindingSlot
 }
 
-// binding returns the entry's principal bound against p, from the entry
-// when it was bound against p before (see keystore.Entry.Binding, which
-// this mirrors): a binding of another policy is never used.
-func (e *jwtEntry) binding(p *rbac.Policy) *rbac.Binding {
-	if b := e.bind.Load(); b != nil && b.Policy() == p {
-		return b
-	}
-	b := p.Bind(e.principal)
-	e.bind.Store(b)
-	return b
-}
+// Binding returns the entry's principal bound against p; see
+// [rbac.BindingSlot.Get].
+func (e *jwtEntry) Binding(p *rbac.Policy) *rbac.Binding { return e.bind.Get(p, e.principal) }
 
 // jwtCache holds verified JWTs by the SHA-256 of their exact bytes, in
 // shards of plain maps. It is not ristretto: every cold verification
@@ -187,20 +178,7 @@ func (v *Verifier) verifyJWT(token, scope string, now time.Time) Result {
 	if now.Before(e.until) {
 		v.jwts.set(e)
 	}
-	return v.decideJWT(e, now, scope)
-}
-
-// decideJWT answers for a verified token that is valid now.
-func (v *Verifier) decideJWT(e *jwtEntry, now time.Time, scope string) Result {
-	res := v.valid(e.principal, e.expires, now)
-	if scope != "" {
-		if st := v.policy.Load(); st.ownOnly {
-			res.decideOwn(e.principal, scope)
-		} else {
-			res.decide(e.binding(st.policy), scope)
-		}
-	}
-	return res
+	return v.answer(e.principal, e, e.expires, now, scope)
 }
 
 // jwtHit re-checks a cached token for this use. ok is false when the entry
@@ -223,7 +201,7 @@ func (v *Verifier) jwtHit(e *jwtEntry, now time.Time, scope string) (Result, boo
 		}
 		e.revGen.Store(gen)
 	}
-	return v.decideJWT(e, now, scope), true
+	return v.answer(e.principal, e, e.expires, now, scope), true
 }
 
 // maxMemoGrants bounds the remembered compiled scope sets; when full, the

@@ -217,15 +217,28 @@ func (v *Verifier) verify(token, scope string, start time.Time) (Result, credent
 		return Result{Reason: Expired}, f
 	}
 	v.store.Touch(e, now)
-	res := v.valid(e.Principal, e.NotAfter, now)
+	return v.answer(e.Principal, e, e.NotAfter, now, scope), f
+}
+
+// bindable is a cache entry that keeps its principal bound against the
+// policy of its last use: a stored key's keystore.Entry or a jwtEntry.
+type bindable interface {
+	Binding(*rbac.Policy) *rbac.Binding
+}
+
+// answer answers for a valid credential whose principal is p, cached in b,
+// that stops being valid at notAfter (zero: never): allowed, or, when a
+// scope was asked, whatever the policy in force decides.
+func (v *Verifier) answer(p *rbac.Principal, b bindable, notAfter, now time.Time, scope string) Result {
+	res := v.valid(p, notAfter, now)
 	if scope != "" {
 		if st := v.policy.Load(); st.ownOnly {
-			res.decideOwn(e.Principal, scope)
+			res.decideOwn(p, scope)
 		} else {
-			res.decide(e.Binding(st.policy), scope)
+			res.decide(b.Binding(st.policy), scope)
 		}
 	}
-	return res, f
+	return res
 }
 
 // valid answers for a credential that is valid now and stops being valid
