@@ -152,7 +152,10 @@ func (p *Policy) Explain(pr *Principal, scope string) Explanation {
 
 func (p *Policy) explainOwn(pr *Principal, scope string, add func(Step)) {
 	if len(pr.Scopes) == 0 {
-		if pr.Grants != nil {
+		// Grants compiled from scopes the principal does not list: only
+		// the match can be shown. An empty set (a credential without
+		// scopes of its own) is no step at all.
+		if pr.Grants.Len() > 0 {
 			g, ok := pr.Grants.Match(scope)
 			add(Step{Kind: "own", Pattern: g, Filled: g, Matched: ok, Note: "compiled grants"})
 		}

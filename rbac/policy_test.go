@@ -529,3 +529,27 @@ func TestPATScopePatternsMatchTheirOperations(t *testing.T) {
 		t.Error("accepted an overlong entity id")
 	}
 }
+
+// TestExplainCompiledGrantsOnly: a principal as verification builds it
+// carries compiled grants beside its scopes. Grants without any scope
+// add no step to an explanation; grants with no listed scopes show their
+// match.
+func TestExplainCompiledGrantsOnly(t *testing.T) {
+	p := DefaultPolicy()
+	empty, err := Compile(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := p.Explain(&Principal{Subject: "s", Grants: empty}, "a:b")
+	if len(e.Steps) != 1 || e.Steps[0].Kind != "mode" {
+		t.Errorf("no own scopes: steps %+v", e.Steps)
+	}
+	some, err := Compile([]string{"a:*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e = p.Explain(&Principal{Subject: "s", Grants: some}, "a:b")
+	if len(e.Steps) != 2 || e.Steps[1].Kind != "own" || !e.Steps[1].Matched || e.Steps[1].Pattern != "a:*" || !e.Decision.Allowed {
+		t.Errorf("compiled grants only: %+v", e)
+	}
+}

@@ -142,7 +142,7 @@ func cleanText(v string) string {
 
 var policyExplainCmd = &command{
 	name:     "policy explain",
-	synopsis: "policy explain (--subject S [--project P] [--realm R] [--role ROLE]... | --key ID) --scope X",
+	synopsis: "policy explain (--subject S [--project P] [--realm R] [--role ROLE]... | --key ID | --token-file F | --token-stdin) --scope X",
 	summary:  "explain how the daemon's policy decides a scope",
 	help: `Asks the daemon how its authorization policy in force decides the scope X for
 a principal, and why: the decision, then every candidate grant considered (the
@@ -153,11 +153,15 @@ The principal is subject S, with the roles the policy assigns to S, plus the
 roles given with --role as a credential would carry them: global roles, or,
 with --project P, roles held in project P. --realm R is the realm a JWT would
 name. With --key ID, the principal is that of the stored key instead: its
-subject, roles, project roles and own scopes. Without --subject and --key, the
-request is anonymous (only streams that require no authentication allow it).
+subject, roles, project roles and own scopes. With --token-file or
+--token-stdin, it is the principal of that credential as verification sees it
+(a JWT's realm, roles and scope claims included); a credential that is not
+valid is refused with its status. Without any of these, the request is
+anonymous (only streams that require no authentication allow it).
 
   verifyctl policy explain --subject alice --scope projects/p2/topics/payroll:publish
   verifyctl policy explain --subject bob --project p1 --role publisher --scope projects/p1/topics/t:publish
+  verifyctl policy explain --token-file token.txt --scope streams/sensor_data:read
 
 The exit status is 0 when the policy allows the scope and 1 when it denies it.
 
@@ -167,19 +171,25 @@ Flags:
   --realm R                   the principal's realm
   --role ROLE                 a role the credential carries (repeatable)
   --key ID                    explain for the stored key ID instead
+  --token-file F              explain for the credential in file F instead
+  --token-stdin               explain for the credential read from standard input
   --scope X                   the scope to decide (required)
 `,
 	maxArgs: 0,
 	bind: func(fs *flag.FlagSet) func(context.Context, *session, []string) error {
 		var (
-			r     adminclient.PolicyExplainRequest
-			roles listValue
+			r         adminclient.PolicyExplainRequest
+			roles     listValue
+			file      string
+			fromStdin bool
 		)
 		fs.StringVar(&r.Subject, "subject", "", "")
 		fs.StringVar(&r.Project, "project", "", "")
 		fs.StringVar(&r.Realm, "realm", "", "")
 		fs.Var(&roles, "role", "")
 		fs.StringVar(&r.KeyID, "key", "", "")
+		fs.StringVar(&file, "token-file", "", "")
+		fs.BoolVar(&fromStdin, "token-stdin", false, "")
 		fs.StringVar(&r.Scope, "scope", "", "")
 		return func(ctx context.Context, s *session, _ []string) error {
 			const name = "policy explain"
@@ -187,12 +197,22 @@ Flags:
 			switch {
 			case r.Scope == "":
 				return usagef(name, "--scope is required")
+			case file != "" && fromStdin:
+				return usagef(name, "give one of --token-file and --token-stdin")
+			case (file != "" || fromStdin) && (r.KeyID != "" || r.Subject != "" || r.Project != "" || r.Realm != "" || len(r.Roles) > 0):
+				return usagef(name, "a token names the whole principal: leave out --key, --subject, --project, --realm and --role")
 			case r.KeyID != "" && (r.Subject != "" || r.Project != "" || r.Realm != "" || len(r.Roles) > 0):
 				return usagef(name, "--key names the whole principal: leave out --subject, --project, --realm and --role")
 			case r.Subject == "" && (r.Project != "" || r.Realm != "" || len(r.Roles) > 0):
 				return usagef(name, "--project, --realm and --role need --subject")
 			case r.Project != "" && len(r.Roles) == 0:
 				return usagef(name, "--project needs the roles held in it (--role)")
+			}
+			if file != "" || fromStdin {
+				var err error
+				if r.Token, err = readSecret(s.stdin, file, "token"); err != nil {
+					return usagef(name, "%v", err)
+				}
 			}
 			c, err := s.client(true)
 			if err != nil {

@@ -192,8 +192,24 @@ func TestPolicyExplain(t *testing.T) {
 		t.Errorf("key:\n%s", r.stdout)
 	}
 
+	// The principal of a credential, read from a file or standard input.
+	tokenFile := writeFile(t, "token", k.Secret+"\n")
+	r = d.admin(t, "", "policy", "explain", "--token-file", tokenFile, "--scope", "tool:x:run")
+	r.want(t, exitOK)
+	if !strings.Contains(r.stdout, "for subject agent-3 under mode rbac: allow (granted, pattern tool:x:*)") || strings.Contains(r.stdout+r.stderr, k.Secret) {
+		t.Errorf("token file:\n%s", r.stdout)
+	}
+	r = d.admin(t, "vd_not_a_key_of_this_daemon_0000000000000", "policy", "explain", "--token-stdin", "--scope", "a:b")
+	r.want(t, exitRefused)
+	if !strings.Contains(r.stderr, "not a valid credential (unknown)") {
+		t.Errorf("unknown token: %q", r.stderr)
+	}
+
 	for _, args := range [][]string{
 		{"--subject", "a"},
+		{"--token-file", tokenFile, "--subject", "a", "--scope", "a:b"},
+		{"--token-file", tokenFile, "--token-stdin", "--scope", "a:b"},
+		{"--token-file", filepath.Join(t.TempDir(), "absent"), "--scope", "a:b"},
 		{"--key", k.ID, "--subject", "a", "--scope", "a:b"},
 		{"--role", "x", "--scope", "a:b"},
 		{"--subject", "a", "--project", "p", "--scope", "a:b"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,81 +152,138 @@ func (d *daemon) metric(series string) string {
 	return ""
 }
 
-// TestPolicyPlatformsEndToEnd replays the AMS and AgentMsg acceptance
-// vectors of rbac/testdata/policy through the daemon: each policy is
-// written to the policy file and reloaded with the admin API, each
-// principal becomes a stored key, each decision is a POST /v1/verify whose
-// status, reason and matched grant must give the vector's decision, and
-// each explanation comes from GET /v1/admin/policy/explain?key_id=.
+// platformSecret is the HS256 secret of the trusted proxy that issues the
+// JWT principals of the acceptance vectors.
+var platformSecret = []byte("policy-e2e-proxy-secret-32-bytes")
+
+// startPlatformDaemon runs verifyd with the policy file file and one trust
+// source: an HS256 proxy whose tokens carry roles, realm and scope in the
+// default claims.
+func startPlatformDaemon(t *testing.T, file string) *daemon {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "verifyd.yaml")
+	body := fmt.Sprintf(`policy: %s
+policy_check_interval: -1s
+trust:
+  sources:
+    - name: proxy
+      hs256:
+        - kid: proxy-1
+          secret_env: PROXY_SECRET
+      issuer: https://proxy.example
+      audience: [verifyd]
+`, file)
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startDaemon(t, t.TempDir(), "VERIFYD_CONFIG="+cfg, "VERIFYD_ADMIN_KEY="+policyAdminKey,
+		"PROXY_SECRET="+b64url.EncodeToString(platformSecret))
+}
+
+// vectorPrincipal is a principal of the acceptance vectors as the daemon
+// meets it: a stored key (key set) or a JWT from the trusted proxy (token
+// set).
+type vectorPrincipal struct {
+	subject, realm string
+	roles, scopes  []string
+	key            keyAnswer
+	token          string
+}
+
+// credential is what the principal presents to POST /v1/verify.
+func (p *vectorPrincipal) credential() string {
+	if p.token != "" {
+		return p.token
+	}
+	return p.key.Secret
+}
+
+// TestPolicyPlatformsEndToEnd replays every acceptance vector of
+// rbac/testdata/policy through the daemon. Each policy is written to the
+// policy file and reloaded with the admin API. A principal of kind jwt
+// becomes a token of the trusted proxy carrying its subject, realm, roles
+// and scopes; any other becomes a stored key (a SuperMQ PAT's tuples mapped
+// onto its scopes). Each decision is a POST /v1/verify whose status,
+// reason and matched grant must give the vector's decision; a decision
+// for "anonymous" comes from GET /v1/admin/policy/explain, and each
+// explanation from POST /v1/admin/policy/explain with the credential
+// (and, for a stored key, from GET with its key_id too).
 func TestPolicyPlatformsEndToEnd(t *testing.T) {
-	for _, platform := range []string{"ams", "agentmsg"} {
+	for _, platform := range []string{"ams", "agentmsg", "supermq", "aviso", "solace-agent-mesh"} {
 		t.Run(platform, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "policy.yaml")
 			writePolicy(t, file, "mode: deny_all\n")
-			d := startPolicyDaemon(t, file, "-1s")
-			keys := map[string]keyAnswer{}
-			valid := ""
+			d := startPlatformDaemon(t, file)
+			principals := map[string]*vectorPrincipal{}
+			valid := "mode: deny_all\n"
 			datadriven.RunTest(t, filepath.Join("..", "..", "rbac", "testdata", "policy", platform), func(t *testing.T, td *datadriven.TestData) string {
 				switch td.Cmd {
 				case "policy":
-					writePolicy(t, file, td.Input)
-					var st struct {
-						Mode     string `json:"mode"`
-						Problems []struct {
-							Text string `json:"text"`
-						} `json:"problems"`
-					}
-					switch code := d.adminHTTP("POST", "/v1/admin/policy/reload", "", &st); code {
-					case 200:
+					out, ok := d.reloadPolicy(t, file, td.Input)
+					if ok {
 						valid = td.Input
-						return "ok\n"
-					case 400:
-						// The text of rbac.PolicyError, from the problems.
-						if len(st.Problems) == 1 {
-							return "rbac: invalid policy: " + st.Problems[0].Text + "\n"
-						}
-						var b strings.Builder
-						fmt.Fprintf(&b, "rbac: invalid policy: %d problems", len(st.Problems))
-						for _, p := range st.Problems {
-							b.WriteString("\n\t" + p.Text)
-						}
-						return b.String() + "\n"
-					default:
-						td.Fatalf(t, "reload answered %d", code)
 					}
+					return out
+				case "default-policy":
+					// The policy in force with none configured is deny_all.
+					if p, err := rbac.ParsePolicy([]byte("mode: deny_all\n")); err != nil || !p.Equal(rbac.DefaultPolicy()) {
+						td.Fatalf(t, "mode: deny_all is not the default policy (%v)", err)
+					}
+					out, ok := d.reloadPolicy(t, file, "mode: deny_all\n")
+					if ok {
+						valid = "mode: deny_all\n"
+					}
+					return out
 				case "principal":
 					var name string
 					td.ScanArgs(t, "name", &name)
-					keys[name] = d.createKey(keySpecOf(t, td))
+					principals[name] = d.vectorPrincipal(t, td)
 					return "ok\n"
 				case "decide":
-					k := principalKey(t, td, keys)
+					var name string
+					td.ScanArgs(t, "principal", &name)
 					var out strings.Builder
 					for _, scope := range strings.Split(strings.TrimSpace(td.Input), "\n") {
-						a, err := d.verifyPolicy(k.Secret, scope)
-						if err != nil {
-							td.Fatalf(t, "%s: %v", scope, err)
-						}
-						dec, err := a.decision()
-						if err != nil {
-							td.Fatalf(t, "%s: %v", scope, err)
-						}
-						if want := map[bool]int{true: 200, false: 403}[dec.Allowed]; a.Status != want || a.Grant != dec.Pattern {
-							t.Errorf("%s: status %d grant %q for %v", scope, a.Status, a.Grant, dec)
+						var dec rbac.Decision
+						if name == "anonymous" {
+							dec = d.explainPolicy(t, "scope="+url.QueryEscape(scope)).decision(t)
+						} else {
+							dec = d.decideOverHTTP(t, lookupVectorPrincipal(t, td, principals), scope)
 						}
 						fmt.Fprintf(&out, "%s: %s\n", scope, dec)
 					}
 					return out.String()
 				case "explain":
-					k := principalKey(t, td, keys)
-					var e struct {
-						Text string `json:"text"`
-					}
-					q := "key_id=" + k.ID + "&scope=" + strings.TrimSpace(td.Input)
-					if code := d.adminHTTP("GET", "/v1/admin/policy/explain?"+q, "", &e); code != 200 {
+					p := lookupVectorPrincipal(t, td, principals)
+					scope := strings.TrimSpace(td.Input)
+					var e explainAnswer
+					if code := d.adminHTTP("POST", "/v1/admin/policy/explain", explainBody(p.credential(), scope), &e); code != 200 {
 						td.Fatalf(t, "explain answered %d", code)
 					}
+					if p.token == "" {
+						// A stored key is explained from its id as well.
+						if byID := d.explainPolicy(t, "key_id="+p.key.ID+"&scope="+url.QueryEscape(scope)); byID.Text != e.Text {
+							t.Errorf("explained by key id:\n%s\nby token:\n%s", byID.Text, e.Text)
+						}
+					}
 					return e.Text + "\n"
+				case "pat-scope":
+					// The mapping of PAT tuples is a function of rbac, not
+					// of the daemon: it is what vectorPrincipal uses to
+					// store a PAT's scopes, and is checked the same way.
+					var out strings.Builder
+					for _, l := range strings.Split(strings.TrimSpace(td.Input), "\n") {
+						f := strings.Fields(l)
+						if len(f) != 4 {
+							td.Fatalf(t, "pat-scope wants 4 fields: %q", l)
+						}
+						if p, err := rbac.PATScope(f[0], f[1], f[2], f[3]); err != nil {
+							fmt.Fprintf(&out, "%s: %v\n", l, err)
+						} else {
+							fmt.Fprintf(&out, "%s: %s\n", l, p)
+						}
+					}
+					return out.String()
 				default:
 					td.Fatalf(t, "command %q cannot run through the daemon", td.Cmd)
 				}
@@ -245,49 +303,174 @@ func TestPolicyPlatformsEndToEnd(t *testing.T) {
 	}
 }
 
-// keySpecOf turns a principal of the vectors into the body of a key
-// creation: subject, roles, "project P: roles" and scopes. The kind does
-// not take part in decisions: imported keys are created as API keys.
-func keySpecOf(t *testing.T, td *datadriven.TestData) map[string]any {
-	spec := map[string]any{}
-	var roles, scopes []string
+// reloadPolicy writes body to the policy file and reloads it through the
+// admin API. It returns "ok" or the text of the rbac.PolicyError rebuilt
+// from the problems of the refusal, and whether the policy was taken.
+func (d *daemon) reloadPolicy(t *testing.T, file, body string) (string, bool) {
+	writePolicy(t, file, body)
+	var st struct {
+		Problems []struct {
+			Text string `json:"text"`
+		} `json:"problems"`
+	}
+	switch code := d.adminHTTP("POST", "/v1/admin/policy/reload", "", &st); code {
+	case 200:
+		return "ok\n", true
+	case 400:
+		if len(st.Problems) == 1 {
+			return "rbac: invalid policy: " + st.Problems[0].Text + "\n", false
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "rbac: invalid policy: %d problems", len(st.Problems))
+		for _, p := range st.Problems {
+			b.WriteString("\n\t" + p.Text)
+		}
+		return b.String() + "\n", false
+	default:
+		t.Fatalf("reload answered %d", code)
+		return "", false
+	}
+}
+
+// vectorPrincipal makes the principal of the vector td known to the
+// daemon, from "key: value" lines: subject, kind, realm, roles, scopes,
+// "project P: roles" and "pat: domain type operation id".
+func (d *daemon) vectorPrincipal(t *testing.T, td *datadriven.TestData) *vectorPrincipal {
+	p := &vectorPrincipal{}
+	kind := ""
 	projects := map[string][]string{}
 	for _, l := range strings.Split(strings.TrimSpace(td.Input), "\n") {
 		key, val, _ := strings.Cut(l, ":")
 		val = strings.TrimSpace(val)
 		switch {
 		case key == "subject":
-			spec["subject"] = val
+			p.subject = val
 		case key == "kind":
-			if val != "imported" {
-				spec["kind"] = val
-			}
+			kind = val
+		case key == "realm":
+			p.realm = val
 		case key == "roles":
-			roles = append(roles, strings.Fields(val)...)
+			p.roles = append(p.roles, strings.Fields(val)...)
 		case key == "scopes":
-			scopes = append(scopes, strings.Fields(val)...)
+			p.scopes = append(p.scopes, strings.Fields(val)...)
+		case key == "pat":
+			f := strings.Fields(val)
+			if len(f) != 4 {
+				td.Fatalf(t, "pat wants 4 fields: %q", l)
+			}
+			s, err := rbac.PATScope(f[0], f[1], f[2], f[3])
+			if err != nil {
+				td.Fatalf(t, "%v", err)
+			}
+			p.scopes = append(p.scopes, s)
 		case strings.HasPrefix(key, "project "):
-			p := strings.TrimPrefix(key, "project ")
-			projects[p] = append(projects[p], strings.Fields(val)...)
+			name := strings.TrimPrefix(key, "project ")
+			projects[name] = append(projects[name], strings.Fields(val)...)
 		default:
-			td.Fatalf(t, "principal line %q cannot be a stored key", l)
+			td.Fatalf(t, "principal line %q has no meaning to the daemon", l)
 		}
 	}
-	spec["roles"], spec["scopes"] = roles, scopes
+	if kind == "jwt" {
+		if len(projects) > 0 {
+			td.Fatalf(t, "a JWT principal carries no project roles")
+		}
+		claims := jwtClaims(p.subject, time.Hour)
+		claims["iss"] = "https://proxy.example"
+		delete(claims, "roles")
+		delete(claims, "scope")
+		if len(p.roles) > 0 {
+			claims["roles"] = p.roles
+		}
+		if len(p.scopes) > 0 {
+			claims["scope"] = strings.Join(p.scopes, " ")
+		}
+		if p.realm != "" {
+			claims["realm"] = p.realm
+		}
+		p.token = hs256(t, platformSecret, "proxy-1", claims)
+		return p
+	}
+	if p.realm != "" {
+		td.Fatalf(t, "a stored key has no realm")
+	}
+	spec := map[string]any{"subject": p.subject, "roles": p.roles, "scopes": p.scopes}
+	// Imported keys take part in decisions like API keys.
+	if kind != "" && kind != "imported" {
+		spec["kind"] = kind
+	}
 	if len(projects) > 0 {
 		spec["project_roles"] = projects
 	}
-	return spec
+	p.key = d.createKey(spec)
+	return p
 }
 
-func principalKey(t *testing.T, td *datadriven.TestData, keys map[string]keyAnswer) keyAnswer {
+func lookupVectorPrincipal(t *testing.T, td *datadriven.TestData, principals map[string]*vectorPrincipal) *vectorPrincipal {
 	var name string
 	td.ScanArgs(t, "principal", &name)
-	k, ok := keys[name]
+	p, ok := principals[name]
 	if !ok {
-		td.Fatalf(t, "principal %q is not a stored key", name)
+		td.Fatalf(t, "unknown principal %q", name)
 	}
-	return k
+	return p
+}
+
+// decideOverHTTP asks POST /v1/verify for p and scope and rebuilds the
+// decision from the answer, which must be consistent with itself.
+func (d *daemon) decideOverHTTP(t *testing.T, p *vectorPrincipal, scope string) rbac.Decision {
+	a, err := d.verifyPolicy(p.credential(), scope)
+	if err != nil {
+		t.Fatalf("%s: %v", scope, err)
+	}
+	dec, err := a.decision()
+	if err != nil {
+		t.Fatalf("%s: %v", scope, err)
+	}
+	if want := map[bool]int{true: 200, false: 403}[dec.Allowed]; a.Status != want || a.Grant != dec.Pattern {
+		t.Errorf("%s: status %d grant %q for %v", scope, a.Status, a.Grant, dec)
+	}
+	return dec
+}
+
+// explainAnswer is the answer of GET /v1/admin/policy/explain.
+type explainAnswer struct {
+	Decision struct {
+		Allowed bool   `json:"allowed"`
+		Reason  string `json:"reason"`
+		Role    string `json:"role"`
+		Project string `json:"project"`
+		Pattern string `json:"pattern"`
+		Text    string `json:"text"`
+	} `json:"decision"`
+	Text string `json:"text"`
+}
+
+// decision rebuilds the rbac.Decision of the explanation.
+func (e explainAnswer) decision(t *testing.T) rbac.Decision {
+	r, ok := rbacReason(e.Decision.Reason)
+	if !ok {
+		t.Fatalf("explanation %+v has no policy reason", e)
+	}
+	dec := rbac.Decision{Allowed: e.Decision.Allowed, Reason: r, Role: e.Decision.Role, Project: e.Decision.Project, Pattern: e.Decision.Pattern}
+	if dec.String() != e.Decision.Text {
+		t.Errorf("explanation %+v: its text is not that of its decision %v", e, dec)
+	}
+	return dec
+}
+
+// explainBody is the body of POST /v1/admin/policy/explain.
+func explainBody(token, scope string) string {
+	b, _ := json.Marshal(map[string]string{"token": token, "scope": scope})
+	return string(b)
+}
+
+// explainPolicy calls GET /v1/admin/policy/explain with the query q.
+func (d *daemon) explainPolicy(t *testing.T, q string) explainAnswer {
+	var e explainAnswer
+	if code := d.adminHTTP("GET", "/v1/admin/policy/explain?"+q, "", &e); code != 200 {
+		t.Fatalf("explain %s answered %d", q, code)
+	}
+	return e
 }
 
 // agentPolicy gives agents their own mailbox; readOnlyPolicy only its

@@ -279,11 +279,20 @@ func (c *Client) ReloadPolicy(ctx context.Context) (PolicyStatus, error) {
 	return st, nil
 }
 
-// ExplainPolicy asks the daemon, with GET /v1/admin/policy/explain, how
-// its policy decides r.Scope for the principal r describes, and why.
+// ExplainPolicy asks the daemon, with /v1/admin/policy/explain, how its
+// policy decides r.Scope for the principal r describes, and why. A token
+// is sent in the body of a POST, never in the URL.
 func (c *Client) ExplainPolicy(ctx context.Context, r PolicyExplainRequest) (PolicyExplanation, error) {
 	if r.Scope == "" {
 		return PolicyExplanation{}, fmt.Errorf("%w: a scope is required", ErrInvalidArgument)
+	}
+	var e PolicyExplanation
+	if r.Token != "" {
+		body := map[string]string{"token": r.Token, "scope": r.Scope}
+		if err := c.admin(ctx, http.MethodPost, "/v1/admin/policy/explain", nil, body, &e); err != nil {
+			return PolicyExplanation{}, err
+		}
+		return e, nil
 	}
 	if r.KeyID != "" {
 		if err := checkID(r.KeyID); err != nil {
@@ -299,7 +308,6 @@ func (c *Client) ExplainPolicy(ctx context.Context, r PolicyExplainRequest) (Pol
 	for _, role := range r.Roles {
 		q.Add("role", role)
 	}
-	var e PolicyExplanation
 	if err := c.admin(ctx, http.MethodGet, "/v1/admin/policy/explain", q, nil, &e); err != nil {
 		return PolicyExplanation{}, err
 	}

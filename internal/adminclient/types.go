@@ -317,11 +317,13 @@ type PolicyProblem struct {
 	Text    string `json:"text"` // "line:column: path: message"
 }
 
-// A PolicyExplainRequest names the principal and scope of
-// GET /v1/admin/policy/explain: either KeyID (a stored key's principal),
-// or Subject with optional Realm and Roles (global ones, or, with Project,
-// held in that project), or nothing but Scope for an anonymous request.
+// A PolicyExplainRequest names the principal and scope of an explanation:
+// either Token (the principal of that credential, as verification sees
+// it), or KeyID (a stored key's principal), or Subject with optional Realm
+// and Roles (global ones, or, with Project, held in that project), or
+// nothing but Scope for an anonymous request.
 type PolicyExplainRequest struct {
+	Token   string
 	Subject string
 	Project string
 	Realm   string

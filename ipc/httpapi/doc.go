@@ -23,6 +23,7 @@
 //	GET    /v1/admin/policy              the authorization policy in force: mode, summary, file, loaded_at, last error
 //	POST   /v1/admin/policy/reload       reload the policy file: 200 with the summary, 400 with every problem (old policy kept)
 //	GET    /v1/admin/policy/explain      ?subject=&project=&realm=&role=&scope= (or ?key_id=&scope=): how the policy decides, step by step
+//	POST   /v1/admin/policy/explain      {"token","scope"}: the same for the principal of a valid credential (422 if it is not)
 //
 // A verify answer carries "reason": the policy's reason when a scope was
 // decided (granted, not_on_acl, stream_role, ...), "authenticated" when no

@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/verifyd/verifyd/rbac"
+	"github.com/verifyd/verifyd/verify"
 )
 
 // ErrNoPolicyFile is returned by a PolicyAdmin's Reload when no policy file
@@ -139,7 +140,10 @@ func (s *Server) handlePolicy(ctx *fasthttp.RequestCtx, rest string) {
 			s.reloadPolicy(ctx)
 		}
 	case "/explain":
-		if allowMethod(ctx, fasthttp.MethodGet) {
+		switch {
+		case ctx.IsPost():
+			s.explainToken(ctx)
+		case allowMethod(ctx, fasthttp.MethodGet, fasthttp.MethodPost):
 			s.explainPolicy(ctx)
 		}
 	default:
@@ -281,6 +285,56 @@ func (s *Server) explainPolicy(ctx *fasthttp.RequestCtx) {
 			pr.Roles = roles
 		}
 	}
+	s.writeExplanation(ctx, pr, scope)
+}
+
+// explainTokenRequest is the body of POST /v1/admin/policy/explain.
+type explainTokenRequest struct {
+	Token string `json:"token"`
+	Scope string `json:"scope"`
+}
+
+// explainToken serves POST /v1/admin/policy/explain {"token", "scope"}:
+// how the policy in force decides scope for the principal of a credential,
+// verified as POST /v1/verify would (a JWT's realm, roles and scope claims
+// included). A credential that is not valid is refused with its status:
+// there is no principal to explain.
+func (s *Server) explainToken(ctx *fasthttp.RequestCtx) {
+	var req explainTokenRequest
+	if err := decodeBody(ctx, s.opts.MaxBodyBytes, &req); err != nil {
+		writeError(ctx, fasthttp.StatusBadRequest, "BAD_REQUEST", err.Error())
+		return
+	}
+	var problems []string
+	if req.Token == "" {
+		problems = append(problems, "token is required")
+	}
+	if req.Scope == "" {
+		problems = append(problems, "scope is required")
+	} else if len(req.Scope) > rbac.MaxLen {
+		problems = append(problems, "scope is too long")
+	}
+	if len(problems) > 0 {
+		writeError(ctx, fasthttp.StatusBadRequest, "BAD_REQUEST", strings.Join(problems, "; "))
+		return
+	}
+	r := s.opts.Verifier.Authenticate(req.Token)
+	if r.Reason != verify.OK {
+		writeJSON(ctx, fasthttp.StatusUnprocessableEntity, verifyDenied{
+			Status:  r.Reason.String(),
+			Reason:  r.Reason.String(),
+			Code:    "INVALID_CREDENTIAL",
+			Error:   "invalid_credential",
+			Message: "the token is not a valid credential (" + r.Reason.String() + "): " + r.Reason.Message(),
+		})
+		return
+	}
+	s.writeExplanation(ctx, r.Principal, req.Scope)
+}
+
+// writeExplanation answers with how the policy in force decides scope for
+// pr (nil: an anonymous request).
+func (s *Server) writeExplanation(ctx *fasthttp.RequestCtx, pr *rbac.Principal, scope string) {
 	e := s.opts.Verifier.Policy().Explain(pr, scope)
 	d := e.Decision
 	out := explainBody{

@@ -317,6 +317,53 @@ func TestPolicyExplain(t *testing.T) {
 	}
 }
 
+// TestPolicyExplainToken: POST /v1/admin/policy/explain explains the
+// principal of a credential as verification sees it, and refuses a
+// credential that is not valid.
+func TestPolicyExplainToken(t *testing.T) {
+	s := newTestServer(t)
+	s.v.SetPolicy(mustParse(t, amsPolicy))
+	k := s.create(`{"subject":"K","scopes":["own:*"],"project_roles":{"p4":["publisher"]}}`)
+	explain := func(body string) (int, explainAnswer) {
+		var e explainAnswer
+		code := s.do("POST", "/v1/admin/policy/explain", adminKey, body, &e)
+		return code, e
+	}
+	code, e := explain(`{"token":"` + k.Secret + `","scope":"projects/p4/topics/t:publish"}`)
+	if code != 200 || e.Subject != "K" || !e.Decision.Allowed || e.Decision.Role != "publisher" || e.Decision.Project != "p4" {
+		t.Fatalf("valid key: %d %+v", code, e)
+	}
+	if e.Steps[0].Kind != "own" || e.Steps[0].Pattern != "own:*" {
+		t.Errorf("the key's own scope is not a step: %+v", e.Steps)
+	}
+	code, e = explain(`{"token":"` + k.Secret + `","scope":"projects/p5/topics/t:publish"}`)
+	if code != 200 || e.Decision.Allowed || e.Decision.Reason != "no_grant" {
+		t.Fatalf("denied scope: %d %+v", code, e)
+	}
+	if strings.Contains(e.Text, k.Secret) {
+		t.Error("the explanation carries the secret")
+	}
+	var refused struct {
+		Code, Status, Message string
+	}
+	if code := s.do("POST", "/v1/admin/policy/explain", adminKey, `{"token":"vd_nosuchkeynosuchkeynosuchkeynosuchkey00000","scope":"a:b"}`, &refused); code != 422 || refused.Code != "INVALID_CREDENTIAL" || refused.Status != "unknown" {
+		t.Errorf("unknown token: %d %+v", code, refused)
+	}
+	for name, body := range map[string]string{
+		"no token":      `{"scope":"a:b"}`,
+		"no scope":      `{"token":"` + k.Secret + `"}`,
+		"unknown field": `{"token":"x","scope":"a:b","subject":"K"}`,
+		"not JSON":      `token=x`,
+	} {
+		if code, e := explain(body); code != 400 || e.Message == "" || strings.Contains(e.Message, k.Secret) {
+			t.Errorf("%s: %d %+v", name, code, e)
+		}
+	}
+	if code := s.do("POST", "/v1/admin/policy/explain", "", `{"token":"x","scope":"a:b"}`, nil); code != 401 {
+		t.Errorf("without the admin key: %d", code)
+	}
+}
+
 func TestReadyzWarnsInModeNone(t *testing.T) {
 	s := newTestServer(t)
 	body := func() (int, string) {
