@@ -158,6 +158,7 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		WriteTimeout:   cfg.HTTP.WriteTimeout,
 		IdleTimeout:    cfg.HTTP.IdleTimeout,
 		MaxConnections: cfg.HTTP.MaxConnections,
+		ForwardAuth:    cfg.ForwardAuth,
 		Logger:         log,
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/verifyd/verifyd/ipc/httpapi"
 	"github.com/verifyd/verifyd/verify/trust"
 )
 
@@ -55,6 +56,9 @@ type Config struct {
 	// POST /v1/admin/policy/reload still reload it). 0 is an error.
 	PolicyCheckInterval time.Duration `yaml:"policy_check_interval"`
 	Log                 Log           `yaml:"log"`
+	// ForwardAuth configures the forward-auth endpoint /v1/authz for
+	// nginx, Traefik and Envoy (see README.md and docs/integrations/).
+	ForwardAuth httpapi.ForwardAuth `yaml:"forward_auth"`
 	// AdminKey is the admin key, from VERIFYD_ADMIN_KEY only (never from the
 	// file or flags). Empty means: use the key generated on first start.
 	AdminKey string `yaml:"-"`
@@ -306,13 +310,15 @@ func (c *Config) Validate() error {
 	if c.PolicyCheckInterval == 0 {
 		bad("policy_check_interval must not be 0 (a duration such as \"2s\"; negative never checks the file)")
 	}
+	c.ForwardAuth.EnsureDefaults()
+	if err := c.ForwardAuth.Validate(); err != nil {
+		for _, p := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("config: %w", p))
+		}
+	}
 	c.Trust.EnsureDefaults()
 	if err := c.Trust.Validate(); err != nil {
-		problems := []error{err}
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			problems = j.Unwrap()
-		}
-		for _, p := range problems {
+		for _, p := range unjoin(err) {
 			errs = append(errs, fmt.Errorf("config: %w", p))
 		}
 	}
@@ -320,6 +326,14 @@ func (c *Config) Validate() error {
 		bad("VERIFYD_ADMIN_KEY must be 16-512 bytes without whitespace")
 	}
 	return errors.Join(errs...)
+}
+
+// unjoin returns the errors err joins, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // LogLevel returns the slog level of c.Log.Level.

@@ -40,6 +40,10 @@ type Options struct {
 	// (/v1/admin/policy). nil means no policy file is configured: the
 	// status shows the Verifier's policy, and a reload answers 409.
 	Policy PolicyAdmin
+	// ForwardAuth configures the forward-auth endpoint /v1/authz; its
+	// zero value, with defaults filled in, reads Bearer, Basic, X-Api-Key
+	// and ?key= credentials and decides the auth URL's ?scope=.
+	ForwardAuth ForwardAuth
 	// Gatherer is served on GET /metrics. nil means no metrics endpoint.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the HTTP metrics. nil means none.
@@ -78,6 +82,7 @@ func (o *Options) EnsureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.ForwardAuth.EnsureDefaults()
 }
 
 // Validate reports every missing required field.
@@ -101,6 +106,7 @@ type Server struct {
 	srv     *fasthttp.Server
 	metrics fasthttp.RequestHandler
 	reqs    *prometheus.CounterVec
+	authz   *authzConfig
 }
 
 // New returns a Server; call Serve to start it.
@@ -109,7 +115,11 @@ func New(opts Options) (*Server, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts}
+	authz, err := opts.ForwardAuth.compile()
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
+	s := &Server{opts: opts, authz: authz}
 	if opts.Gatherer != nil {
 		s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	}
@@ -127,6 +137,7 @@ func New(opts Options) (*Server, error) {
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
 		ErrorHandler:       s.handleParseError,
+		HeaderReceived:     s.headerReceived,
 		Name:               "verifyd",
 		MaxRequestBodySize: opts.MaxBodyBytes,
 		ReadTimeout:        opts.ReadTimeout,
@@ -210,6 +221,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		}
 		s.handleVerify(ctx)
 		return "verify"
+	case path == authzPath || strings.HasPrefix(path, authzPath+"/"):
+		s.handleAuthz(ctx)
+		return "authz"
 	case path == "/healthz":
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBodyString("ok\n")

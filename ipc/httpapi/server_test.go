@@ -45,6 +45,13 @@ func newTestServerWith(t *testing.T, registry *trust.Registry) *testServer {
 // and whose policy admin is made by policy from the verifier (nil: none).
 func newTestServerOpts(t *testing.T, registry *trust.Registry, policy func(*verify.Verifier) PolicyAdmin) *testServer {
 	t.Helper()
+	return newTestServerConfig(t, registry, policy, nil)
+}
+
+// newTestServerConfig is newTestServerOpts whose Options configure
+// changes (when not nil) before the server is made.
+func newTestServerConfig(t *testing.T, registry *trust.Registry, policy func(*verify.Verifier) PolicyAdmin, configure func(*Options)) *testServer {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	store, err := keystore.Open(t.TempDir(), &keystore.Options{Registerer: reg})
 	if err != nil {
@@ -64,14 +71,18 @@ func newTestServerOpts(t *testing.T, registry *trust.Registry, policy func(*veri
 	if policy != nil {
 		pa = policy(v)
 	}
-	srv, err := New(Options{
+	opts := Options{
 		Verifier:   v,
 		Manager:    verify.NewManager(store, minter, keystore.Sum(adminKey), nil),
 		Gatherer:   reg,
 		Registerer: reg,
 		Trust:      registry,
 		Policy:     pa,
-	})
+	}
+	if configure != nil {
+		configure(&opts)
+	}
+	srv, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
