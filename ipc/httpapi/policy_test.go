@@ -149,7 +149,7 @@ func TestPolicyReloadAndStatus(t *testing.T) {
 	}
 
 	for _, c := range []struct{ method, path string }{
-		{"POST", "/v1/admin/policy"}, {"GET", "/v1/admin/policy/reload"}, {"POST", "/v1/admin/policy/explain"},
+		{"POST", "/v1/admin/policy"}, {"GET", "/v1/admin/policy/reload"}, {"PUT", "/v1/admin/policy/explain"},
 	} {
 		if code := s.do(c.method, c.path, adminKey, "", nil); code != 405 {
 			t.Errorf("%s %s: %d, want 405", c.method, c.path, code)
