@@ -26,19 +26,8 @@ test: deps test-go fuzz-smoke ## the whole suite: unit, end-to-end and fuzz-corp
 test-go: deps
 	$(GO) test -race -shuffle=on -timeout 8m ./...
 
-deps: ## install gcc for the C client's tests when it is missing (as root, with apt-get)
-	@if command -v $(GCC) >/dev/null 2>&1; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "deps: installing gcc and libc6-dev for the C client's tests"; \
-		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null 2>&1 || \
-		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null; } || \
-		echo "!!! deps: installing gcc failed: the C client's tests will SKIP (and fail under CI=true); -race needs it too"; \
-	else \
-		echo "!!! deps: gcc is missing and cannot be installed here (needs root and apt-get):"; \
-		echo "!!! the C client's tests will SKIP (and fail under CI=true), and -race needs a C compiler too."; \
-		echo "!!! Install gcc and libc6-dev."; \
-	fi
+deps: ## install the system programs the tests drive (gcc, nginx, rabbitmq-server, mosquitto-clients, node), when missing and root
+	@bash .ci/install-deps
 
 c-client: ## build the C client into $(BIN)/libverifyd.a and its test program into $(BIN)/verifyd_c_test
 	@mkdir -p $(BIN)
