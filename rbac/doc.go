@@ -96,7 +96,11 @@
 // <resource>:<action> with an ACL, the subject must be listed in addition to
 // holding a grant: an ACL narrows, never widens, and binds every grant (own
 // scopes, roles, stream rules) except the patterns of acl_exempt roles. An
-// anonymous request is on no ACL. Resources and actions are literal.
+// anonymous request is on no ACL. Resources and actions are literal: a
+// requested scope holding '*' meets only the ACL of that literal scope in
+// Decide, so a caller whose request stands for many scopes (an MQTT topic
+// filter) also asks [Policy.ACLsAdmit] about the ACLs of the scopes it
+// stands for.
 //
 // # Streams
 //

@@ -29,6 +29,11 @@ type jwtEntry struct {
 	notBefore time.Time // "nbf", or zero
 	issuedAt  time.Time // "iat", or zero
 	until     time.Time // the entry answers no use at or after this: exp, or a bound without exp
+	// issuer, audience and azp are what Introspect reports of the token
+	// beyond its principal: its "iss", "aud" and "azp" claims.
+	issuer   string
+	audience []string
+	azp      string
 	// revGen is the store's revocation generation at which the token was
 	// last found unrevoked. A use that sees another generation checks the
 	// revocations again.
@@ -141,15 +146,17 @@ func (c *jwtCache) del(e *jwtEntry) {
 
 // verifyJWT decides on a token of the JWT shape: from the cache when the
 // same bytes were verified before and every per-use check still passes,
-// else through the strict front end.
-func (v *Verifier) verifyJWT(token, scope string, now time.Time) Result {
+// else through the strict front end. It also returns the token's cache
+// entry, which describes the token when the answer is OK or Forbidden (nil
+// when the token was refused before an entry existed).
+func (v *Verifier) verifyJWT(token, scope string, now time.Time) (Result, *jwtEntry) {
 	if v.opts.JWT == nil {
-		return Result{Reason: UntrustedKey}
+		return Result{Reason: UntrustedKey}, nil
 	}
 	d := keystore.Sum(token)
 	if e := v.jwts.get(&d); e != nil {
 		if r, ok := v.jwtHit(e, now, scope); ok {
-			return r
+			return r, e
 		}
 	}
 	gen := v.store.RevocationGen()
@@ -157,10 +164,10 @@ func (v *Verifier) verifyJWT(token, scope string, now time.Time) Result {
 	if err != nil {
 		reason := jwtReason(err)
 		v.opts.Logger.Debug("verify: jwt refused", "status", reason.String(), "err", err)
-		return Result{Reason: reason}
+		return Result{Reason: reason}, nil
 	}
 	if v.store.TokenRevoked(claims.ID, claims.Subject, claims.IssuedAt) {
-		return Result{Reason: Revoked}
+		return Result{Reason: Revoked}, nil
 	}
 	e := &jwtEntry{
 		digest:    d,
@@ -169,6 +176,9 @@ func (v *Verifier) verifyJWT(token, scope string, now time.Time) Result {
 		expires:   claims.ExpiresAt,
 		notBefore: claims.NotBefore,
 		issuedAt:  claims.IssuedAt,
+		issuer:    claims.Issuer,
+		audience:  claims.Audience,
+		azp:       claims.AuthorizedParty,
 	}
 	e.revGen.Store(gen)
 	e.until = e.expires // never cached past "exp", leeway or not
@@ -178,7 +188,7 @@ func (v *Verifier) verifyJWT(token, scope string, now time.Time) Result {
 	if now.Before(e.until) {
 		v.jwts.set(e)
 	}
-	return v.answer(e.principal, e, e.expires, now, scope)
+	return v.answer(e.principal, e, e.expires, now, scope), e
 }
 
 // jwtHit re-checks a cached token for this use. ok is false when the entry

@@ -201,7 +201,8 @@ func (v *Verifier) verify(token, scope string, start time.Time) (Result, credent
 	case credential.Malformed:
 		return Result{Reason: Malformed}, f
 	case credential.JWT:
-		return v.verifyJWT(token, scope, v.now(start)), f
+		r, _ := v.verifyJWT(token, scope, v.now(start))
+		return r, f
 	}
 	e, err := v.store.Lookup(keystore.Sum(token))
 	if err != nil {

@@ -19,7 +19,10 @@ import (
 
 	"github.com/verifyd/verifyd/internal/config"
 	"github.com/verifyd/verifyd/ipc"
+	"github.com/verifyd/verifyd/ipc/compat/mqtt"
+	"github.com/verifyd/verifyd/ipc/compat/rabbitmq"
 	"github.com/verifyd/verifyd/ipc/httpapi"
+	"github.com/verifyd/verifyd/ipc/natscallout"
 	"github.com/verifyd/verifyd/keystore"
 	"github.com/verifyd/verifyd/rbac"
 	"github.com/verifyd/verifyd/verify"
@@ -75,6 +78,13 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 	initialPolicy, err := policy.load()
 	if err != nil {
 		logPolicyError(log, policy.path, err)
+		return exitConfig
+	}
+	// So are the introspection clients' secrets: a missing or short one
+	// stops verifyd at start, with every problem listed.
+	introspectionClients, err := cfg.Introspection.Load(os.Getenv)
+	if err != nil {
+		log.Error("the introspection section is invalid; verifyd does not start", "err", err)
 		return exitConfig
 	}
 
@@ -146,6 +156,33 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 	if policy.path != "" {
 		policyAdmin = policy
 	}
+	// The NATS auth callout, when enabled: its secrets are read now; it
+	// connects in the background once verifyd serves.
+	var callout *natscallout.Service
+	if cfg.NATSCallout.Enabled {
+		if callout, err = natscallout.New(cfg.NATSCallout, &natscallout.Options{Verifier: verifier, Registerer: reg, Logger: log}); err != nil {
+			log.Error("cannot set up the NATS auth callout", "err", err)
+			return exitConfig
+		}
+	}
+	// The brokers' HTTP contracts, each enabled by its config section.
+	var adapters []httpapi.Adapter
+	if cfg.RabbitMQ.Enabled {
+		rmq, err := rabbitmq.New(cfg.RabbitMQ, verifier, &rabbitmq.Options{Registerer: reg, Logger: log})
+		if err != nil {
+			log.Error("cannot set up the RabbitMQ adapter", "err", err)
+			return exitConfig
+		}
+		adapters = append(adapters, httpapi.Adapter{Prefix: rabbitmq.Prefix, Route: rabbitmq.Route, Handler: rmq.Handler})
+	}
+	if cfg.MQTT.Enabled {
+		m, err := mqtt.New(cfg.MQTT, mqtt.Options{Verifier: verifier, Registerer: reg, Logger: log})
+		if err != nil {
+			log.Error("cannot set up the MQTT adapters", "err", err)
+			return exitConfig
+		}
+		adapters = append(adapters, m.Adapters()...)
+	}
 	srv, err := httpapi.New(httpapi.Options{
 		Verifier:       verifier,
 		Manager:        verify.NewManager(store, minter, adminDigest, nil),
@@ -159,6 +196,8 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		IdleTimeout:    cfg.HTTP.IdleTimeout,
 		MaxConnections: cfg.HTTP.MaxConnections,
 		ForwardAuth:    cfg.ForwardAuth,
+		Adapters:       adapters,
+		Introspection:  introspectionClients,
 		Logger:         log,
 	})
 	if err != nil {
@@ -184,6 +223,9 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		socketAddr = sock.Addr()
 	}
 	log.Info("verifyd serving", "http_addr", ln.Addr().String(), "socket", socketAddr, "data_dir", abs)
+	if callout != nil {
+		callout.Start()
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(ln) })
@@ -197,6 +239,9 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 		defer cancel()
 		var errs []error
+		if callout != nil {
+			errs = append(errs, callout.Close(sctx))
+		}
 		if sock != nil {
 			errs = append(errs, sock.Shutdown(sctx))
 		}

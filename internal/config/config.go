@@ -22,7 +22,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/verifyd/verifyd/ipc/compat/mqtt"
+	"github.com/verifyd/verifyd/ipc/compat/rabbitmq"
 	"github.com/verifyd/verifyd/ipc/httpapi"
+	"github.com/verifyd/verifyd/ipc/natscallout"
 	"github.com/verifyd/verifyd/verify/trust"
 )
 
@@ -45,6 +48,10 @@ type Config struct {
 	// Trust lists the sources of keys that JWTs are verified against. No
 	// sources: every JWT is refused as untrusted_key.
 	Trust trust.Config `yaml:"trust"`
+	// Introspection lists the clients that may call POST /v1/introspect
+	// (RFC 7662); their secrets come from the environment or files. No
+	// client: the endpoint answers every caller 401.
+	Introspection httpapi.IntrospectionConfig `yaml:"introspection"`
 	// Policy is the authorization policy file (YAML; see README.md). ""
 	// means none: the default policy, mode deny_all, in which only the
 	// scopes a credential carries itself grant. A relative path is taken
@@ -59,6 +66,15 @@ type Config struct {
 	// ForwardAuth configures the forward-auth endpoint /v1/authz for
 	// nginx, Traefik and Envoy (see README.md and docs/integrations/).
 	ForwardAuth httpapi.ForwardAuth `yaml:"forward_auth"`
+	// RabbitMQ configures the RabbitMQ HTTP auth backend adapter under
+	// /v1/compat/rabbitmq/ (see docs/integrations/rabbitmq.md).
+	RabbitMQ rabbitmq.Config `yaml:"rabbitmq"`
+	// MQTT configures the mosquitto-go-auth and EMQX adapters under
+	// /v1/compat/mqtt/ and /v1/compat/emqx/ (see docs/integrations/mqtt.md).
+	MQTT mqtt.Config `yaml:"mqtt"`
+	// NATSCallout configures the NATS auth callout service (see
+	// docs/integrations/nats.md).
+	NATSCallout natscallout.Config `yaml:"nats_callout"`
 	// AdminKey is the admin key, from VERIFYD_ADMIN_KEY only (never from the
 	// file or flags). Empty means: use the key generated on first start.
 	AdminKey string `yaml:"-"`
@@ -312,6 +328,24 @@ func (c *Config) Validate() error {
 	}
 	c.ForwardAuth.EnsureDefaults()
 	if err := c.ForwardAuth.Validate(); err != nil {
+		for _, p := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("config: %w", p))
+		}
+	}
+	c.RabbitMQ.EnsureDefaults()
+	if err := c.RabbitMQ.Validate(); err != nil {
+		for _, p := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("config: %w", p))
+		}
+	}
+	c.MQTT.EnsureDefaults()
+	if err := c.MQTT.Validate(); err != nil {
+		for _, p := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("config: %w", p))
+		}
+	}
+	c.NATSCallout.EnsureDefaults()
+	if err := c.NATSCallout.Validate(); err != nil {
 		for _, p := range unjoin(err) {
 			errs = append(errs, fmt.Errorf("config: %w", p))
 		}

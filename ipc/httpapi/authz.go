@@ -14,8 +14,11 @@ import (
 // carries the original path itself (Envoy's path_prefix).
 const authzPath = "/v1/authz"
 
-// isAuthzURI reports whether the request URI uri (as sent, with its
-// query) is for the forward-auth endpoint.
+// isAuthzURI reports whether the request URI uri (as sent, with or
+// without its query) is for the forward-auth endpoint. The endpoint is
+// chosen on the path as sent, never on its cleaned-up form: Envoy appends
+// the client's path to /v1/authz, and "/v1/authz/../../healthz" must not
+// reach another endpoint that would answer 200.
 func isAuthzURI(uri []byte) bool {
 	if !bytes.HasPrefix(uri, []byte(authzPath)) {
 		return false
@@ -81,15 +84,23 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 		}
 	}
 
+	// The credential first: a request without one is challenged, whatever
+	// its path, so that an anonymous client learns nothing of the routes.
+	token := s.authzCredential(ctx, sc, query)
+	if len(token) == 0 {
+		s.authzChallenge(ctx, c.challengeMissing, "no credential: send Authorization: Bearer <token>")
+		return
+	}
+
 	// The scope: ?scope= on the auth URL (not for Envoy, whose query is the
-	// client's), else the route table.
-	authOnly := false
+	// client's), else the route table. A request given no scope is denied,
+	// once its credential is known to be valid (else it is challenged).
 	var scope []byte
+	denial := ""
 	if !ownPath && ctx.QueryArgs().Has("scope") {
 		scope = ctx.QueryArgs().Peek("scope")
 		if len(scope) == 0 {
-			s.authzDeny(ctx, "the auth URL's scope parameter is empty")
-			return
+			denial = "the auth URL's scope parameter is empty"
 		}
 	} else {
 		var outcome routeOutcome = routeNone
@@ -100,33 +111,24 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 		case routeMatched:
 			scope = sc.scope
 		case routeBadParam:
-			s.authzDeny(ctx, "a path parameter of the original request cannot be part of a scope")
-			return
+			denial = "a path parameter of the original request cannot be part of a scope"
 		default:
 			if c.denyUnmatched {
-				s.authzDeny(ctx, "no route gives the original request a scope")
-				return
+				denial = "no route gives the original request a scope"
 			}
-			authOnly = true
 		}
 	}
 
-	token := s.authzCredential(ctx, sc, query)
-	if len(token) == 0 {
-		s.authzChallenge(ctx, c.challengeMissing, "no credential: send Authorization: Bearer <token>")
-		return
-	}
-	if authOnly {
-		scope = nil
-	}
 	r := s.opts.Verifier.Verify(b2s(token), b2s(scope))
-	switch r.Reason {
-	case verify.OK:
+	switch {
+	case r.Reason == verify.OK && denial == "":
 		s.authzAllow(ctx, sc, r)
-	case verify.Forbidden, verify.InvalidScope:
+	case r.Reason == verify.OK:
+		s.authzDeny(ctx, denial)
+	case r.Reason == verify.Forbidden || r.Reason == verify.InvalidScope:
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, c.challengeScope)
 		s.authzDeny(ctx, r.Reason.Message())
-	case verify.Unavailable:
+	case r.Reason == verify.Unavailable:
 		writeError(ctx, fasthttp.StatusServiceUnavailable, r.Reason.ErrorCode(), r.Reason.Message())
 	default:
 		s.authzChallenge(ctx, c.challengeInvalid, r.Reason.Message())

@@ -159,6 +159,32 @@ func TestAuthzCredentialSources(t *testing.T) {
 	}
 }
 
+// nginxAnon asks as nginx would, without a credential.
+func nginxAnon(s *testServer, method, uri string) authzAnswer {
+	return s.authz("GET", "/v1/authz", "X-Original-Method: "+method, "X-Original-URI: "+uri)
+}
+
+// rawGet sends GET path exactly as written (net/http would clean it) and
+// returns the status.
+func rawGet(t *testing.T, s *testServer, path string) int {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte("GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func hex2(b byte) string {
 	const digits = "0123456789abcdef"
 	return string([]byte{digits[b>>4], digits[b&15]})
@@ -200,9 +226,23 @@ func TestAuthzRoutes(t *testing.T) {
 			t.Errorf("%s %s: %d, want %d (%s)", c.method, c.uri, a.status, c.status, a.body)
 		}
 	}
-	// No original URI at all: no route, denied.
+	// No original URI at all: no route, denied; without a credential,
+	// challenged like any other request.
 	if a := s.authz("GET", "/v1/authz", bearer); a.status != 403 {
 		t.Errorf("no original URI: %+v", a)
+	}
+	if a := nginxAnon(s, "GET", "/elsewhere"); a.status != 401 {
+		t.Errorf("no credential on an unrouted path: %+v", a)
+	}
+	if a := s.authz("GET", "/v1/authz", "Authorization: Bearer vd_nosuchkeynosuchkeynosuchkeynosuchkey00000", "X-Original-URI: /elsewhere"); a.status != 401 {
+		t.Errorf("unknown key on an unrouted path: %+v", a)
+	}
+	// Envoy appends the client's path: a path that climbs out of
+	// /v1/authz is still a forward-auth request, never another endpoint.
+	for _, p := range []string{"/v1/authz/../../healthz", "/v1/authz/..%2F..%2Fhealthz", "/v1/authz/%2e%2e/%2e%2e/readyz", "/v1/authz/x/../../../metrics"} {
+		if a := rawGet(t, s, p); a != 401 {
+			t.Errorf("%s without a credential: %d, want 401", p, a)
+		}
 	}
 	// ?scope= on the auth URL wins over the routes.
 	if a := s.authz("GET", "/v1/authz?scope=projects/p1/topics/x:get", bearer, "X-Original-URI: /elsewhere"); a.status != 200 {

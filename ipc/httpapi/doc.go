@@ -8,6 +8,7 @@
 // # Endpoints
 //
 //	POST   /v1/verify                    {"token","scope"} -> 200 allow / 401 / 403 / 400 / 503
+//	POST   /v1/introspect                RFC 7662, for configured clients: 200 {"active":true,...} or {"active":false} / 401 / 400
 //	GET    /healthz                      200 while the process runs
 //	GET    /readyz                       200 when the store is open, 503 otherwise
 //	GET    /metrics                      Prometheus text format

@@ -44,6 +44,9 @@ type Options struct {
 	// zero value, with defaults filled in, reads Bearer, Basic, X-Api-Key
 	// and ?key= credentials and decides the auth URL's ?scope=.
 	ForwardAuth ForwardAuth
+	// Adapters serve brokers' own HTTP contracts (RabbitMQ, MQTT plugins,
+	// EMQX) under their path prefixes.
+	Adapters []Adapter
 	// Gatherer is served on GET /metrics. nil means no metrics endpoint.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the HTTP metrics. nil means none.
@@ -60,6 +63,18 @@ type Options struct {
 	MaxConnections int
 	// Logger receives operational faults. nil means slog.Default().
 	Logger *slog.Logger
+	// Introspection lists the clients that may call POST /v1/introspect.
+	// None means the endpoint answers every caller 401.
+	Introspection []IntrospectionClient
+}
+
+// An Adapter serves one client's own HTTP contract under a path prefix:
+// every request whose path starts with Prefix goes to Handler, and is
+// counted in the HTTP metrics under Route.
+type Adapter struct {
+	Prefix  string // e.g. "/v1/compat/rabbitmq/"; must start with "/v1/compat/"
+	Route   string // the route label of the HTTP metrics, e.g. "rabbitmq"
+	Handler fasthttp.RequestHandler
 }
 
 // EnsureDefaults fills in unset fields.
@@ -94,6 +109,11 @@ func (o *Options) Validate() error {
 	if o.Manager == nil {
 		errs = append(errs, errors.New("httpapi: a manager is required"))
 	}
+	for _, a := range o.Adapters {
+		if !strings.HasPrefix(a.Prefix, "/v1/compat/") || a.Route == "" || a.Handler == nil {
+			errs = append(errs, fmt.Errorf("httpapi: adapter %q needs a prefix under /v1/compat/, a route label and a handler", a.Prefix))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -107,6 +127,8 @@ type Server struct {
 	metrics fasthttp.RequestHandler
 	reqs    *prometheus.CounterVec
 	authz   *authzConfig
+
+	introspection *introspection // serves POST /v1/introspect
 }
 
 // New returns a Server; call Serve to start it.
@@ -133,6 +155,9 @@ func New(opts Options) (*Server, error) {
 		if err := opts.Registerer.Register(s.reqs); err != nil {
 			return nil, err
 		}
+	}
+	if s.introspection, err = newIntrospection(opts.Introspection, opts.Registerer, opts.Logger); err != nil {
+		return nil, err
 	}
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
@@ -213,6 +238,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 // route dispatches the request and returns the route label for metrics.
 func (s *Server) route(ctx *fasthttp.RequestCtx) string {
+	if isAuthzURI(ctx.Request.URI().PathOriginal()) {
+		s.handleAuthz(ctx)
+		return "authz"
+	}
 	path := string(ctx.Path())
 	switch {
 	case path == "/v1/verify":
@@ -221,9 +250,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		}
 		s.handleVerify(ctx)
 		return "verify"
-	case path == authzPath || strings.HasPrefix(path, authzPath+"/"):
-		s.handleAuthz(ctx)
-		return "authz"
+	case path == "/v1/introspect":
+		s.handleIntrospect(ctx)
+		return "introspect"
 	case path == "/healthz":
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBodyString("ok\n")
@@ -246,10 +275,15 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 	case path == "/v1/admin/policy" || strings.HasPrefix(path, "/v1/admin/policy/"):
 		s.handlePolicy(ctx, path[len("/v1/admin/policy"):])
 		return "admin_policy"
-	default:
-		writeError(ctx, fasthttp.StatusNotFound, "NOT_FOUND", "no such endpoint: "+path)
-		return "other"
 	}
+	for _, a := range s.opts.Adapters {
+		if strings.HasPrefix(path, a.Prefix) {
+			a.Handler(ctx)
+			return a.Route
+		}
+	}
+	writeError(ctx, fasthttp.StatusNotFound, "NOT_FOUND", "no such endpoint: "+path)
+	return "other"
 }
 
 // handleParseError answers a request fasthttp could not read (a body over

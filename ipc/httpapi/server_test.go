@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/verifyd/verifyd/keystore"
 	"github.com/verifyd/verifyd/verify"
@@ -406,5 +407,40 @@ func TestShutdownBeforeServe(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve after Shutdown did not return")
+	}
+}
+
+// TestAdapters: requests under an adapter's prefix reach its handler and
+// are counted under its route; an adapter outside /v1/compat/ is refused.
+func TestAdapters(t *testing.T) {
+	s := newTestServerConfig(t, nil, nil, func(o *Options) {
+		o.Adapters = []Adapter{{Prefix: "/v1/compat/echo/", Route: "echo", Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.SetBodyString("echo " + string(ctx.Path()))
+		}}}
+	})
+	resp, err := http.Get(s.base + "/v1/compat/echo/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "echo /v1/compat/echo/x" {
+		t.Errorf("adapter: %d %q", resp.StatusCode, b)
+	}
+	if code := s.do("GET", "/v1/compat/other/x", "", "", nil); code != 404 {
+		t.Errorf("outside every adapter: %d", code)
+	}
+	resp, err = http.Get(s.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `verifyd_http_requests_total{code="200",route="echo"} 1`) {
+		t.Errorf("the adapter's request is not counted under its route")
+	}
+	bad := Options{Verifier: s.v, Manager: &verify.Manager{}, Adapters: []Adapter{{Prefix: "/v1/verify", Route: "x", Handler: func(*fasthttp.RequestCtx) {}}}}
+	if _, err := New(bad); err == nil || !strings.Contains(err.Error(), "/v1/compat/") {
+		t.Errorf("an adapter over /v1/verify: %v", err)
 	}
 }

@@ -80,15 +80,19 @@ func (p *Profile) scopeClaims() []string {
 
 // Claims is what a verified token says, after every check passed.
 type Claims struct {
-	Subject   string    // from the first present subject claim; e-mail addresses lower-cased
-	Roles     []string  // from the roles claim
-	Realm     string    // from the realm claim
-	Scopes    []string  // from the first present scope claim
-	ID        string    // "jti", or ""
-	Issuer    string    // "iss", or ""
-	ExpiresAt time.Time // "exp", or zero when absent (only with AllowNoExp)
-	NotBefore time.Time // "nbf", or zero
-	IssuedAt  time.Time // "iat", or zero
+	Subject  string   // from the first present subject claim; e-mail addresses lower-cased
+	Roles    []string // from the roles claim
+	Realm    string   // from the realm claim
+	Scopes   []string // from the first present scope claim
+	ID       string   // "jti", or ""
+	Issuer   string   // "iss", or ""
+	Audience []string // "aud": its one string or its array, in order; nil when absent
+	// "azp" (OpenID Connect: the client the token was issued to), or ""
+	// when absent or not a string; it never refuses a token
+	AuthorizedParty string
+	ExpiresAt       time.Time // "exp", or zero when absent (only with AllowNoExp)
+	NotBefore       time.Time // "nbf", or zero
+	IssuedAt        time.Time // "iat", or zero
 }
 
 // A Resolver finds the key that must verify a token: the key with id kid,

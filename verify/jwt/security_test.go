@@ -92,7 +92,8 @@ type secCase struct {
 
 func claimsZero(c Claims) bool {
 	return c.Subject == "" && c.Roles == nil && c.Realm == "" && c.Scopes == nil && c.ID == "" &&
-		c.Issuer == "" && c.ExpiresAt.IsZero() && c.NotBefore.IsZero() && c.IssuedAt.IsZero()
+		c.Issuer == "" && c.Audience == nil && c.AuthorizedParty == "" &&
+		c.ExpiresAt.IsZero() && c.NotBefore.IsZero() && c.IssuedAt.IsZero()
 }
 
 // subjectIs checks the subject of an accepted token.

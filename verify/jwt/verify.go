@@ -393,6 +393,8 @@ func (s *scratch) parseClaims(seg string, p *Profile, now time.Time) (Claims, er
 			reg.sub = val
 		case "jti":
 			reg.jti = val
+		case "azp":
+			reg.azp = val
 		}
 	}
 
@@ -421,11 +423,17 @@ func (s *scratch) parseClaims(seg string, p *Profile, now time.Time) (Claims, er
 	if p.Issuer != "" && !reg.iss.StrEqual(p.Issuer) {
 		return Claims{}, invalidClaims(`"iss" is not the issuer this key's source trusts`)
 	}
-	c.Issuer, _ = reg.iss.Str()
+	if p.Issuer != "" {
+		c.Issuer = p.Issuer // equal, and already a string of its own
+	} else {
+		c.Issuer, _ = reg.iss.Str()
+	}
 	if err := checkAudience(reg.aud, p.Audience); err != nil {
 		return Claims{}, err
 	}
+	c.Audience = audience(reg.aud)
 	c.ID, _ = reg.jti.Str()
+	c.AuthorizedParty, _ = reg.azp.Str()
 
 	if !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt.Add(p.Leeway)) {
 		return Claims{}, fmt.Errorf("%w: expired at %s", ErrExpired, c.ExpiresAt.UTC().Format(time.RFC3339))
@@ -446,7 +454,7 @@ func (s *scratch) parseClaims(seg string, p *Profile, now time.Time) (Claims, er
 
 // registered holds the registered claims of a token, found in one pass.
 type registered struct {
-	exp, nbf, iat, iss, aud, sub, jti strictjson.Value
+	exp, nbf, iat, iss, aud, sub, jti, azp strictjson.Value
 }
 
 // memberName returns an object member's name for comparison: a view of
@@ -551,6 +559,24 @@ func checkAudience(aud strictjson.Value, ours []string) error {
 	}
 	if len(ours) > 0 && !found {
 		return invalidClaims(`"aud" does not name this service`)
+	}
+	return nil
+}
+
+// audience returns the audiences of an "aud" that checkAudience accepted:
+// its one string, or the strings of its array; nil when absent.
+func audience(aud strictjson.Value) []string {
+	switch aud.Kind() {
+	case strictjson.String:
+		s, _ := aud.Str()
+		return []string{s}
+	case strictjson.Array:
+		out := make([]string, 0, aud.Len())
+		for e := range aud.Elems() {
+			s, _ := e.Str()
+			out = append(out, s)
+		}
+		return out
 	}
 	return nil
 }
