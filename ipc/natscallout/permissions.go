@@ -1,12 +1,10 @@
 package natscallout
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/nats-io/jwt/v2"
-	"gopkg.in/yaml.v3"
 
 	"github.com/verifyd/verifyd/rbac"
 )
@@ -120,38 +118,22 @@ type policyACLs struct {
 	scopes []aclScope
 }
 
-// aclsOf returns the ACLs of p that are on NATS scopes. rbac does not list
-// its ACLs; its canonical YAML form does.
-func (m ScopeMapping) aclsOf(p *rbac.Policy) (*policyACLs, error) {
+// aclsOf returns the ACLs of p that are on NATS scopes. rbac shows each
+// ACL's scope to the covers function of ACLsAdmit, which lists them here
+// and covers none. (Mode none, where ACLsAdmit shows none, needs none.)
+func (m ScopeMapping) aclsOf(p *rbac.Policy) *policyACLs {
 	out := &policyACLs{policy: p}
-	if p.Summary().ACLs == 0 {
-		return out, nil
-	}
-	b, err := yaml.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("natscallout: listing the policy's ACLs: %w", err)
-	}
-	var doc struct {
-		ACLs map[string]map[string][]string `yaml:"acls"`
-	}
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("natscallout: listing the policy's ACLs: %w", err)
-	}
-	for resource, actions := range doc.ACLs {
-		if !strings.HasPrefix(resource, m.Prefix) || strings.IndexByte(resource, ':') >= 0 {
-			continue
+	p.ACLsAdmit(nil, func(scope string) bool {
+		resource, action, _ := strings.Cut(scope, ":")
+		if !strings.HasPrefix(resource, m.Prefix) || action != m.Publish && action != m.Subscribe {
+			return false // another resource (a ':' in it included) or action
 		}
-		for action := range actions {
-			if action != m.Publish && action != m.Subscribe {
-				continue
-			}
-			scope := resource + ":" + action
-			subject, _ := m.Subject(scope, action)
-			out.scopes = append(out.scopes, aclScope{scope: scope, subject: subject, publish: action == m.Publish})
-		}
-	}
+		subject, _ := m.Subject(scope, action)
+		out.scopes = append(out.scopes, aclScope{scope: scope, subject: subject, publish: action == m.Publish})
+		return false
+	})
 	slices.SortFunc(out.scopes, func(a, b aclScope) int { return strings.Compare(a.scope, b.scope) })
-	return out, nil
+	return out
 }
 
 // permissions returns the NATS permissions of pr under the policy of acls:

@@ -121,11 +121,7 @@ acls:
 `
 	perms := func(p *rbac.Policy, pr *rbac.Principal) string {
 		t.Helper()
-		acls, err := defaultMapping.aclsOf(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return permString(defaultMapping.permissions(acls, pr))
+		return permString(defaultMapping.permissions(defaultMapping.aclsOf(p), pr))
 	}
 	rbacPolicy, err := rbac.ParsePolicy([]byte(policy))
 	if err != nil {
@@ -185,11 +181,7 @@ acls:
 	if err != nil {
 		t.Fatal(err)
 	}
-	acls, err := defaultMapping.aclsOf(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := permString(defaultMapping.permissions(acls, principal("carol", nil, "nats/orders.*:publish", "nats/status:publish", "nats/orders.*:subscribe")))
+	got := permString(defaultMapping.permissions(defaultMapping.aclsOf(p), principal("carol", nil, "nats/orders.*:publish", "nats/status:publish", "nats/orders.*:subscribe")))
 	if want := "pub allow [status] deny []; sub allow [orders.>] deny []"; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}

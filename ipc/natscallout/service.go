@@ -267,10 +267,11 @@ func (s *Service) natsOptions(o Options) (nats.Options, error) {
 // Start connects to the NATS servers and subscribes, in the background: it
 // never waits for a server. While none can be reached it retries every
 // ReconnectWait, logging the failure, and verifyd_nats_callout_connected
-// is 0. Start must be called at most once.
+// is 0. Calls after the first do nothing.
 func (s *Service) Start() {
 	s.startOnce.Do(func() {
 		s.started.Store(true)
+		s.log.Info("nats auth callout: starting", "servers", s.cfg.URL, "issuer", s.issuerPub, "account", s.cfg.Account, "xkey", s.xkey != nil)
 		go s.connect()
 	})
 }
@@ -303,7 +304,8 @@ func (s *Service) connect() {
 }
 
 // Close drains the subscription (the requests already received are
-// answered) and closes the connection, waiting at most until ctx ends.
+// answered) and closes the connection, waiting at most until ctx ends. A
+// service that was never started has nothing to close.
 func (s *Service) Close(ctx context.Context) error {
 	if !s.started.Load() {
 		return nil
@@ -488,30 +490,23 @@ func (s *Service) userJWT(userNkey string, res verify.Result) (string, error) {
 	if exp.Unix() <= now.Unix() {
 		return "", errExpired
 	}
-	acls, err := s.policyACLs()
-	if err != nil {
-		return "", err
-	}
 	uc := jwt.NewUserClaims(userNkey)
 	uc.Audience = s.cfg.Account
 	uc.Name = res.Principal.Subject
 	uc.Expires = exp.Unix() // rounded down: never after the credential
-	uc.Permissions = s.cfg.Scopes.permissions(acls, res.Principal)
+	uc.Permissions = s.cfg.Scopes.permissions(s.policyACLs(), res.Principal)
 	return uc.Encode(s.issuer)
 }
 
 // policyACLs returns the NATS ACLs of the policy in force.
-func (s *Service) policyACLs() (*policyACLs, error) {
+func (s *Service) policyACLs() *policyACLs {
 	p := s.verifier.Policy()
 	if a := s.acls.Load(); a != nil && a.policy == p {
-		return a, nil
+		return a
 	}
-	a, err := s.cfg.Scopes.aclsOf(p)
-	if err != nil {
-		return nil, err
-	}
+	a := s.cfg.Scopes.aclsOf(p)
 	s.acls.Store(a)
-	return a, nil
+	return a
 }
 
 // respond signs the response to req carrying the user JWT user or the
