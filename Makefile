@@ -3,6 +3,9 @@
 GO        ?= go
 BIN       ?= bin
 FUZZ      ?= FuzzScopeMatch
+FUZZPKG   ?= ./fuzz
+# Every package with a fuzz target.
+FUZZPKGS  ?= $(sort $(dir $(shell grep -rlE --include='*_test.go' '^func Fuzz[A-Z]' .)))
 FUZZTIME  ?= 10m
 SMOKETIME ?= 4s
 COUNT     ?= 10
@@ -35,14 +38,14 @@ c-client: ## build the C client into $(BIN)/libverifyd.a and its test program in
 	ar rcs $(BIN)/libverifyd.a $(BIN)/verifyd.o
 	$(GCC) $(CFLAGS_C) -Iipc/include ipc/c/verifyd_test.c $(BIN)/libverifyd.a -o $(BIN)/verifyd_c_test
 
-fuzz-smoke: ## run every fuzz target for $(SMOKETIME)
-	@set -e; for t in $$($(GO) test ./fuzz -list '^Fuzz' | grep '^Fuzz'); do \
-		echo "fuzz-smoke: $$t"; \
-		$(GO) test ./fuzz -run '^$$' -fuzz "^$$t$$" -fuzztime $(SMOKETIME); \
-	done
+fuzz-smoke: ## run every fuzz target of $(FUZZPKGS) for $(SMOKETIME)
+	@set -e; for p in $(FUZZPKGS); do for t in $$($(GO) test $$p -list '^Fuzz' | grep '^Fuzz'); do \
+		echo "fuzz-smoke: $$p $$t"; \
+		$(GO) test $$p -run '^$$' -fuzz "^$$t$$" -fuzztime $(SMOKETIME); \
+	done; done
 
-fuzz: ## run one fuzz target for long: make fuzz FUZZ=FuzzScopeMatch FUZZTIME=10m
-	$(GO) test ./fuzz -run '^$$' -fuzz '^$(FUZZ)$$' -fuzztime $(FUZZTIME)
+fuzz: ## run one fuzz target for long: make fuzz FUZZ=FuzzScopeMatch FUZZTIME=10m (FUZZPKG=./ipc/httpapi FUZZ=FuzzVerifyBody)
+	$(GO) test $(FUZZPKG) -run '^$$' -fuzz '^$(FUZZ)$$' -fuzztime $(FUZZTIME)
 
 fuzz-all: ## run every fuzz target for $(FUZZTIME)
 	@$(MAKE) fuzz-smoke SMOKETIME=$(FUZZTIME)
@@ -53,6 +56,10 @@ bench: ## run the benchmarks $(COUNT) times into bench/out/new.txt
 
 benchcmp: ## compare bench/out/new.txt with the committed baseline
 	$(GO) run golang.org/x/perf/cmd/benchstat@latest bench/results/baseline.txt bench/out/new.txt
+
+.PHONY: bench-redis
+bench-redis: ## verifyd's socket against Redis GET, 50 connections, depth 1 and 16: make bench-redis KEYS=1000000
+	KEYS='$(KEYS)' BIN='$(BIN)' GO='$(GO)' bash bench/redis.sh
 
 lint: ## gofmt, go vet and the project's own lint tests
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
