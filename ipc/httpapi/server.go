@@ -242,7 +242,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		s.handleAuthz(ctx)
 		return "authz"
 	}
-	path := string(ctx.Path())
+	// A view of the request's path, valid during the request only: the
+	// branches that hand it on copy it.
+	path := b2s(ctx.Path())
 	switch {
 	case path == "/v1/verify":
 		if !allowMethod(ctx, fasthttp.MethodPost) {
@@ -264,7 +266,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		s.metrics(ctx)
 		return "metrics"
 	case path == "/v1/admin/keys" || len(path) > len("/v1/admin/keys/") && path[:len("/v1/admin/keys/")] == "/v1/admin/keys/":
-		s.handleAdmin(ctx, path[len("/v1/admin/keys"):])
+		s.handleAdmin(ctx, strings.Clone(path[len("/v1/admin/keys"):]))
 		return "admin_keys"
 	case path == "/v1/admin/revocations":
 		s.handleRevocations(ctx)
@@ -273,7 +275,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		s.handleTrust(ctx)
 		return "admin_trust"
 	case path == "/v1/admin/policy" || strings.HasPrefix(path, "/v1/admin/policy/"):
-		s.handlePolicy(ctx, path[len("/v1/admin/policy"):])
+		s.handlePolicy(ctx, strings.Clone(path[len("/v1/admin/policy"):]))
 		return "admin_policy"
 	}
 	for _, a := range s.opts.Adapters {
@@ -337,5 +339,14 @@ func statusLabel(code int) string {
 	if code < 100 || code > 599 {
 		return "other"
 	}
-	return strconv.Itoa(code)
+	return statusLabels[code-100]
 }
+
+// statusLabels holds the label of each status code from 100 to 599, so
+// that counting a request allocates nothing.
+var statusLabels = func() (l [500]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(i + 100)
+	}
+	return l
+}()
