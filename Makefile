@@ -7,7 +7,7 @@ FUZZPKG   ?= ./fuzz
 # Every package with a fuzz target.
 FUZZPKGS  ?= $(sort $(dir $(shell grep -rlE --include='*_test.go' '^func Fuzz[A-Z]' .)))
 FUZZTIME  ?= 10m
-SMOKETIME ?= 4s
+SMOKETIME ?= 3s
 COUNT     ?= 10
 BENCHPKGS ?= ./bench/ ./rbac/ ./keystore/ ./verify/... ./internal/strictjson/
 GCC       ?= gcc

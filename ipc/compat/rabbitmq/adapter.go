@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,7 +71,6 @@ type Adapter struct {
 	now           func() time.Time
 	log           *slog.Logger
 	counts        *[numEndpoints][numOutcomes]prometheus.Counter // nil without a registerer
-	acls          atomic.Pointer[aclIndex]
 }
 
 // New returns an Adapter that decides with v as cfg says.
@@ -347,19 +345,15 @@ func (a *Adapter) decide(ep endpoint, args *fasthttp.Args) decision {
 		return denied(unmappable, "a value cannot be part of a scope (resource, permission, or a vhost, name or routing key holding ':', '*', '#', a space, a control or non-ASCII byte)")
 	}
 	for _, s := range scopes {
-		if d, ok := a.check(tag, username, token, s); !ok {
+		pr, d, ok := a.check(tag, username, token, s)
+		if !ok {
 			return d
 		}
-		if ep == epTopic && strings.IndexByte(s, rbac.Wildcard) >= 0 {
-			for _, k := range a.aclScopes() {
-				if !globMatch(s, k) {
-					continue
-				}
-				if d, ok := a.check(tag, username, token, k); !ok {
-					d.why = "the binding key reaches " + k + ", whose ACL denies: " + d.why
-					return d
-				}
-			}
+		// A wildcard binding key stands for many routing keys: an ACL on
+		// any of them must admit the credential too.
+		if ep == epTopic && strings.IndexByte(s, rbac.Wildcard) >= 0 &&
+			!a.v.Policy().ACLsAdmit(pr, func(acl string) bool { return globMatch(s, acl) }) {
+			return decision{outcome: deny, body: "deny", why: "the binding key reaches a routing key whose ACL denies", scope: s}
 		}
 	}
 	return decision{outcome: allow, body: "allow"}
@@ -373,20 +367,20 @@ func one(scope string, ok bool) ([]string, bool) {
 // check decides scope for the credential token remembered under tag for
 // username, forgetting the binding when the credential can never be
 // valid again.
-func (a *Adapter) check(tag, username, token, scope string) (decision, bool) {
+func (a *Adapter) check(tag, username, token, scope string) (*rbac.Principal, decision, bool) {
 	res := a.v.Verify(token, scope)
 	switch res.Reason {
 	case verify.OK:
 		if a.matchUsername && res.Principal.Subject != username {
-			return decision{outcome: deny, body: "deny", why: "the username is not the credential's subject", scope: scope}, false
+			return nil, decision{outcome: deny, body: "deny", why: "the username is not the credential's subject", scope: scope}, false
 		}
-		return decision{}, true
+		return res.Principal, decision{}, true
 	case verify.Unavailable:
-		return decision{outcome: unavailable, body: "deny", why: res.Reason.String(), scope: scope}, false
+		return nil, decision{outcome: unavailable, body: "deny", why: res.Reason.String(), scope: scope}, false
 	case verify.Revoked, verify.Expired, verify.Unknown, verify.Malformed:
 		a.bindings.drop(tag)
 	}
-	return decision{outcome: deny, body: "deny", why: res.Reason.String(), scope: scope}, false
+	return nil, decision{outcome: deny, body: "deny", why: res.Reason.String(), scope: scope}, false
 }
 
 // login answers the user endpoint: a valid credential whose subject is
