@@ -8,6 +8,7 @@ FUZZPKG   ?= ./fuzz
 FUZZPKGS  ?= $(sort $(dir $(shell grep -rlE --include='*_test.go' '^func Fuzz[A-Z]' .)))
 FUZZTIME  ?= 10m
 SMOKETIME ?= 3s
+SOAK      ?= 10m
 COUNT     ?= 10
 BENCHPKGS ?= ./bench/ ./rbac/ ./keystore/ ./verify/... ./internal/strictjson/
 GCC       ?= gcc
@@ -31,6 +32,13 @@ test-go: deps
 
 deps: ## install the system programs the tests drive (gcc, nginx, rabbitmq-server, mosquitto-clients, node), when missing and root
 	@bash .ci/install-deps
+
+.PHONY: faults soak
+faults: deps ## the failure tests of SECURITY.md §3.3 (docs/reliability.md); VERIFYD_FAULTS_LONG=1 runs their long versions
+	$(GO) test -race -count=1 -run 'Fault' -timeout 45m ./...
+
+soak: ## mixed load for $(SOAK) with no growth of goroutines or memory (not in CI): make soak SOAK=10m
+	VERIFYD_SOAK=$(SOAK) $(GO) test -count=1 -run '^TestSoak$$' -timeout 90m -v ./cmd/verifyd/
 
 c-client: ## build the C client into $(BIN)/libverifyd.a and its test program into $(BIN)/verifyd_c_test
 	@mkdir -p $(BIN)

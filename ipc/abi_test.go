@@ -55,7 +55,7 @@ func goLayout() map[string]int64 {
 	for op := OpHello; op <= OpError; op++ {
 		m["const VERIFYD_OP_"+strings.ToUpper(op.String())] = int64(op)
 	}
-	for s := StatusOK; s <= StatusInvalidClaims; s++ {
+	for s := StatusOK; s <= StatusRateLimited; s++ {
 		m["const VERIFYD_STATUS_"+strings.ToUpper(s.String())] = int64(s)
 	}
 	for c := CodeBadFrame; c <= CodeScopeTooLong; c++ {

@@ -145,12 +145,13 @@ const (
 	StatusNotYetValid   Status = 9  // a JWT whose nbf or iat lies in the future
 	StatusUntrustedKey  Status = 10 // a JWT no trusted key may verify
 	StatusInvalidClaims Status = 11 // a JWT whose claims are not accepted
+	StatusRateLimited   Status = 12 // the peer or the credential is throttled; retry later
 )
 
 var statusNames = [...]string{
 	"ok", "malformed", "unknown", "expired", "revoked", "forbidden",
 	"unavailable", "invalid_scope", "bad_signature", "not_yet_valid",
-	"untrusted_key", "invalid_claims",
+	"untrusted_key", "invalid_claims", "rate_limited",
 }
 
 // String returns the status's lower-case name, the same as verify's reason

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/verifyd/verifyd/verify"
+	"github.com/verifyd/verifyd/verify/throttle"
 )
 
 // Errors of Listen.
@@ -116,6 +117,11 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger receives operational events. nil means slog.Default().
 	Logger *slog.Logger
+	// Throttle, when set, answers VERIFY through a throttle gate over
+	// Verifier: PAT ids in a cool-down and spent credential rate limits
+	// are answered RATE_LIMITED, and, when it counts socket peers, so is
+	// a peer uid with too many failed verifications. nil: no throttling.
+	Throttle *throttle.Limiter
 }
 
 // EnsureDefaults fills in the defaults of unset (zero) fields.
@@ -197,8 +203,9 @@ type Server struct {
 	sock    os.FileInfo // the socket file Listen created: Shutdown removes only that one
 	log     *slog.Logger
 	metrics *serverMetrics
-	hello   HelloOK       // the HELLO_OK body of every connection
-	grace   time.Duration // drainGrace; tests lengthen it
+	hello   HelloOK        // the HELLO_OK body of every connection
+	grace   time.Duration  // drainGrace; tests lengthen it
+	gate    *throttle.Gate // nil without throttling
 
 	draining atomic.Bool  // Shutdown began
 	drainAt  atomic.Int64 // when, in Unix nanoseconds
@@ -277,6 +284,9 @@ func Listen(path string, opts Options) (*Server, error) {
 			MaxScopeBytes: uint32(opts.MaxScopeBytes),
 			IdleTimeoutMS: uint32(opts.IdleTimeout.Milliseconds()),
 		},
+	}
+	if opts.Throttle != nil {
+		s.gate = opts.Throttle.Gate(opts.Verifier, "socket")
 	}
 	return s, nil
 }
@@ -377,9 +387,14 @@ func (s *Server) accept(nc *net.UnixConn) {
 		s.warnRateLimited("ipc: connection refused: too many connections", "max_connections", s.opts.MaxConnections)
 		return
 	}
-	if len(s.opts.AllowUIDs) > 0 || len(s.opts.AllowGIDs) > 0 {
+	var src throttle.Source
+	countPeer := s.gate != nil && s.opts.Throttle.SocketPeers()
+	if countPeer || len(s.opts.AllowUIDs) > 0 || len(s.opts.AllowGIDs) > 0 {
+		// A peer whose credentials cannot be read can be neither checked
+		// nor counted: it is refused.
 		cred, err := peerCred(nc)
-		if err != nil || !s.peerAllowed(cred) {
+		allowed := err == nil && (len(s.opts.AllowUIDs) == 0 && len(s.opts.AllowGIDs) == 0 || s.peerAllowed(cred))
+		if !allowed {
 			s.metrics.refusedPeer.Inc()
 			nc.Close()
 			if err != nil {
@@ -389,8 +404,11 @@ func (s *Server) accept(nc *net.UnixConn) {
 			}
 			return
 		}
+		if countPeer {
+			src = throttle.UIDSource(cred.uid)
+		}
 	}
-	c := &serverConn{s: s, nc: nc, id: s.connIDs.Add(1)}
+	c := &serverConn{s: s, nc: nc, id: s.connIDs.Add(1), src: src}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -511,9 +529,10 @@ func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 // WriteTimeout. What a connection holds is thus bounded by MaxFrameBytes
 // (rbuf) and flushBytes plus one answer (wbuf).
 type serverConn struct {
-	s  *Server
-	nc *net.UnixConn
-	id uint64
+	s   *Server
+	nc  *net.UnixConn
+	id  uint64
+	src throttle.Source // who the throttle counts this connection's failures for
 
 	rbuf    []byte // rbuf[r:w] holds bytes read and not yet decoded
 	r, w    int
@@ -768,7 +787,12 @@ func (c *serverConn) handle(f Frame, off int64) (closeReason, bool) {
 // one of those patterns, and the error of an invalid scope, which quotes
 // it, is dropped inside Verify.
 func (c *serverConn) verify(id uint64, req VerifyRequest) {
-	res := c.s.opts.Verifier.Verify(b2s(req.Token), b2s(req.Scope))
+	var res verify.Result
+	if g := c.s.gate; g != nil {
+		res, _ = g.Verify(c.src, b2s(req.Token), b2s(req.Scope))
+	} else {
+		res = c.s.opts.Verifier.Verify(b2s(req.Token), b2s(req.Scope))
+	}
 	r := VerifyResult{Status: Status(res.Reason)}
 	if res.Reason == verify.OK || res.Reason == verify.Forbidden {
 		r.CacheTTLMS = uint32(min(max(res.CacheTTL.Milliseconds(), 0), math.MaxUint32))

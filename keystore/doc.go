@@ -21,12 +21,19 @@
 //	m <name>                -> meta value (Store.Meta, Store.SetMeta)
 //	j <jti>                 -> JWT revocation, TokenRevocation.AppendEncode
 //	n <subject>             -> JWT subject revocation, SubjectRevocation.AppendEncode
+//	q <id>                  -> access request, AccessRequest.AppendEncode
+//	g <agent id>            -> id of the agent's latest access request
+//	l <time> <seq>          -> audit entry, AuditEntry.AppendEncode; time in
+//	                           Unix nanoseconds and seq, both u64 big-endian,
+//	                           so that the log is ordered by time
 //
 // Every change to a record goes through one internal function that takes
 // the old and the new record, derives the index changes from the pair, and
 // commits them with the record in one batch with [pebble.Sync]: an
-// acknowledged write survives a crash (kill -9 or power loss). Meta writes
-// are synced too. Every level has a bloom filter (10 bits per key), and the
+// acknowledged write survives a crash (kill -9 or power loss). The same
+// function commits access requests, JWT revocations and audit entries, so
+// that a change and the audit entry that records it are one batch, all or
+// none ([Store.Apply] and [Txn]). Meta writes are synced too. Every level has a bloom filter (10 bits per key), and the
 // digest index is read through an iterator that also consults the bottom
 // level's filters, so a lookup of an unknown digest rarely touches a data
 // block.
@@ -36,6 +43,16 @@
 // background goroutine merges the notes and writes them in one batch every
 // LastUsedFlushInterval, without syncing: a crash loses at most one flush
 // interval of last-use times. [Store.Close] writes the remainder synced.
+//
+// # Access requests and the audit log
+//
+// Access requests are stored by ID with an index from agent to its latest
+// request; the store keeps the pending ones' addresses and deadlines in
+// memory so that counting them reads nothing. A request is deleted after its
+// ForgetAt, and audit entries after [Options.AuditRetention], in bounded
+// passes of the background goroutine ([Store.ListAudit] reads the log by
+// time range). Audit sequence numbers are never reused: the last one given
+// is kept in the meta value "audit_seq", written in each entry's batch.
 //
 // # Caches and linearizable revocation
 //

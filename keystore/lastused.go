@@ -30,7 +30,8 @@ func (s *Store) Touch(e *Entry, now time.Time) {
 
 // flushLoop merges queued uses and writes them every flush interval, unsynced;
 // when Close stops it, it drains the queue and writes the rest synced. Every
-// interval it also purges expired token revocations, a bounded number per
+// interval it also purges expired token revocations, forgotten access
+// requests and audit entries past their retention, a bounded number per
 // pass.
 func (s *Store) flushLoop() {
 	defer close(s.done)
@@ -42,7 +43,10 @@ func (s *Store) flushLoop() {
 			s.note(n)
 		case <-t.C:
 			s.flushLastUsed(pebble.NoSync)
-			s.purgeRevocations(time.Now())
+			now := time.Now()
+			s.purgeRevocations(now)
+			s.purgeRequests(now)
+			s.purgeAudit(now)
 		case <-s.stop:
 			for {
 				select {
@@ -72,6 +76,10 @@ func (s *Store) flushLastUsed(opts *pebble.WriteOptions) {
 	s.pendingMu.Lock()
 	defer s.pendingMu.Unlock()
 	if len(s.pending) == 0 {
+		return
+	}
+	if err := s.checkSpace(); err != nil {
+		s.log.Warn("last-used times not written", slog.Int("ids", len(s.pending)), slog.Any("err", err))
 		return
 	}
 	b := s.db.NewBatch()

@@ -13,6 +13,7 @@ type metrics struct {
 	writeCreate, writeUpdate         prometheus.Counter
 	writeMeta, writeLastUsed         prometheus.Counter
 	writeRevocation                  prometheus.Counter
+	writeRequest, writeAudit         prometheus.Counter
 	lastUsedDropped                  prometheus.Counter
 
 	collectors []prometheus.Collector
@@ -64,6 +65,7 @@ func newMetrics(entries, negEntries, tokens, subjects func() float64) *metrics {
 		writeCreate: writes.WithLabelValues("create"), writeUpdate: writes.WithLabelValues("update"),
 		writeMeta: writes.WithLabelValues("meta"), writeLastUsed: writes.WithLabelValues("last_used"),
 		writeRevocation: writes.WithLabelValues("revocation"),
+		writeRequest:    writes.WithLabelValues("request"), writeAudit: writes.WithLabelValues("audit"),
 		lastUsedDropped: dropped,
 		collectors: []prometheus.Collector{hits, misses, evictions, reads, readErrors, writes, dropped,
 			entriesGauge, negGauge, tokensGauge, subjectsGauge},

@@ -42,6 +42,10 @@ type Options struct {
 	// counted. The default value is 4096.
 	LastUsedQueue int
 
+	// AuditRetention is how long audit entries are kept; older ones are
+	// deleted in bounded background passes. The default value is 90 days.
+	AuditRetention time.Duration
+
 	// BlockCacheBytes is the size of Pebble's block cache.
 	// The default value is 32 MiB.
 	BlockCacheBytes int64
@@ -71,6 +75,7 @@ const (
 	DefaultLastUsedGranularity   = time.Minute
 	DefaultLastUsedQueue         = 4096
 	DefaultBlockCacheBytes       = 32 << 20
+	DefaultAuditRetention        = 90 * 24 * time.Hour
 )
 
 // EnsureDefaults sets every zero field of o to its default value.
@@ -95,6 +100,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.BlockCacheBytes == 0 {
 		o.BlockCacheBytes = DefaultBlockCacheBytes
+	}
+	if o.AuditRetention == 0 {
+		o.AuditRetention = DefaultAuditRetention
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -131,6 +139,9 @@ func (o *Options) Validate() error {
 	}
 	if o.BlockCacheBytes < 1 {
 		bad("BlockCacheBytes %d is not positive", o.BlockCacheBytes)
+	}
+	if o.AuditRetention <= 0 {
+		bad("AuditRetention %v is not positive", o.AuditRetention)
 	}
 	return errors.Join(errs...)
 }

@@ -36,6 +36,11 @@ type Record struct {
 	Version      uint64              // set by the store: 1 on create, +1 on every write
 }
 
+// MetaRateLimit is the metadata key of a credential's own rate limit,
+// such as "100/s"; see package verify/throttle. The store copies it into
+// the entry's principal ([rbac.Principal.RateLimit]).
+const MetaRateLimit = "rate_limit"
+
 // Revoked reports whether the record has been revoked.
 func (r *Record) Revoked() bool {
 	return !r.RevokedAt.IsZero()

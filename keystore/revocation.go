@@ -347,16 +347,21 @@ type revocationChange struct {
 	subject *SubjectRevocation
 }
 
-// writeRevocations stores changes in one synced batch, then applies them to
-// the in-memory sets, then advances the revocation generation. Every
-// revocation goes through it, whether it comes from the admin API or, later,
-// from a replication feed, which applies a feed's batch of changes at once.
-// If the commit fails, memory is left as it was: it then holds only
-// revocations known to be durable, which the merges rely on. mu must be
-// held; the changes must be valid and merged.
+// writeRevocations stores changes in one synced batch through commit,
+// which applies them to the in-memory sets and advances the revocation
+// generation once they are durable. If the commit fails, memory is left as
+// it was: it then holds only revocations known to be durable, which the
+// merges rely on. mu must be held; the changes must be valid and merged.
 func (s *Store) writeRevocations(changes ...revocationChange) error {
-	b := s.db.NewBatch()
-	defer b.Close()
+	if err := s.commit(&batch{revocations: changes}); err != nil {
+		return err
+	}
+	s.m.writeRevocation.Inc()
+	return nil
+}
+
+// stageRevocations adds changes to b.
+func stageRevocations(b *pebble.Batch, changes []revocationChange) error {
 	var vb []byte
 	for _, c := range changes {
 		var key []byte
@@ -372,10 +377,12 @@ func (s *Store) writeRevocations(changes ...revocationChange) error {
 			return fmt.Errorf("keystore: write revocation: %w", err)
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		s.log.Error("revocation write failed", slog.Int("revocations", len(changes)), slog.Any("err", err))
-		return fmt.Errorf("keystore: write revocation: %w", err)
-	}
+	return nil
+}
+
+// applyRevocations applies committed changes to the in-memory sets, then
+// advances the revocation generation. mu must be held.
+func (s *Store) applyRevocations(changes []revocationChange) {
 	s.revMu.Lock()
 	for _, c := range changes {
 		if c.token != nil {
@@ -386,8 +393,6 @@ func (s *Store) writeRevocations(changes ...revocationChange) error {
 	}
 	s.revMu.Unlock()
 	s.revGen.Add(1)
-	s.m.writeRevocation.Inc()
-	return nil
 }
 
 // TokenRevoked reports whether a JWT is revoked: its jti (when not empty) is
@@ -548,6 +553,9 @@ func (s *Store) scan(p byte, fn func(key, value []byte) error) error {
 // deleteKeys deletes keys in one batch, unsynced: it serves only purges,
 // and a purge lost in a crash is done again.
 func (s *Store) deleteKeys(keys [][]byte) error {
+	if err := s.checkSpace(); err != nil {
+		return err
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, k := range keys {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -40,9 +41,12 @@ var (
 // Key prefixes of the Pebble layout (see the package documentation).
 const (
 	prefixDigest            = 'd'
+	prefixAgentRequest      = 'g'
 	prefixTokenRevocation   = 'j'
+	prefixAudit             = 'l'
 	prefixMeta              = 'm'
 	prefixSubjectRevocation = 'n'
+	prefixRequest           = 'q'
 	prefixRecord            = 'r'
 	prefixSubject           = 's'
 	prefixLastUsed          = 'u'
@@ -108,6 +112,7 @@ type Store struct {
 
 	log         *slog.Logger
 	m           *metrics
+	diskUsage   func() (vfs.DiskUsage, error) // of the data volume; see checkSpace
 	negTTL      time.Duration
 	granularity int64 // LastUsedGranularity in whole seconds
 
@@ -126,6 +131,13 @@ type Store struct {
 	tokenRevs   map[string]TokenRevocation   // by jti
 	subjectRevs map[string]SubjectRevocation // by subject
 	revGen      atomic.Uint64                // see RevocationGen
+
+	// Guarded by mu: the pending access requests, the last audit sequence
+	// number given, and where the next request purge pass starts.
+	pendingReqs      map[string]pendingRequest // by request ID
+	auditSeq         uint64
+	auditRetention   time.Duration
+	requestPurgeFrom []byte
 
 	touches   chan touchNote
 	pendingMu sync.Mutex
@@ -163,7 +175,9 @@ func Open(dir string, opts *Options) (*Store, error) {
 		pending:     make(map[string]int64),
 		flushIv:     o.LastUsedFlushInterval,
 		stop:        make(chan struct{}),
-		done:        make(chan struct{}),
+
+		auditRetention: o.AuditRetention,
+		done:           make(chan struct{}),
 	}
 	s.m = newMetrics(
 		func() float64 { return float64(s.cache.MaxCost() - s.cache.RemainingCost()) },
@@ -219,25 +233,49 @@ func Open(dir string, opts *Options) (*Store, error) {
 			WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
 				s.log.Warn("write stall", slog.String("reason", info.Reason))
 			},
+			// Pebble's default stops the process. The read that met the
+			// damage fails instead: Open reports ErrCorrupt, a lookup an
+			// error (its verification answers unavailable), and the rest
+			// of the store keeps serving.
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				s.log.Error("on-disk corruption: reads of the damaged range fail; restore the store from a backup",
+					slog.String("path", info.Path), slog.Any("err", info.Details))
+			},
 		},
 	}
 	po.WithFSDefaults() // disk-health checking, reported through DiskSlow
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	s.db, err = pebble.Open(dir, po)
+	s.diskUsage = func() (vfs.DiskUsage, error) { return o.FS.GetDiskUsage(dir) }
+	if err = s.checkSpace(); err == nil {
+		s.db, err = openPebble(dir, po)
+	}
 	if err != nil {
 		s.cache.Close()
 		s.neg.Close()
+		if errors.Is(err, ErrDiskFull) {
+			return nil, fmt.Errorf("keystore: open %s: %w: free space on the volume, then start again", dir, err)
+		}
 		if pebble.IsCorruptionError(err) {
 			return nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, dir, err)
 		}
 		return nil, fmt.Errorf("keystore: open %s: %w", dir, err)
 	}
-	if err := s.loadRevocations(time.Now()); err != nil {
+	err = s.loadRevocations(time.Now())
+	if err == nil {
+		err = s.loadRequests()
+	}
+	if err == nil {
+		err = s.loadAuditSeq()
+	}
+	if err != nil {
 		s.cache.Close()
 		s.neg.Close()
 		s.db.Close()
+		if pebble.IsCorruptionError(err) && !errors.Is(err, ErrCorrupt) {
+			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
 		return nil, err
 	}
 	go s.flushLoop()
@@ -441,6 +479,9 @@ func newEntry(r *Record, d Digest, gen uint64) (*Entry, error) {
 		Scopes:       scopes,
 		ExpiresAt:    r.ExpiresAt,
 		Grants:       &e.grants,
+	}
+	if rl := r.Metadata[MetaRateLimit]; rl != "" {
+		e.principal.RateLimit = internString(rl)
 	}
 	e.Principal = &e.principal
 	return e, nil

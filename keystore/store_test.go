@@ -644,7 +644,7 @@ func TestMetrics(t *testing.T) {
 	for name, want := range map[string]int{
 		"verifyd_keystore_cache_hits_total": 2, "verifyd_keystore_cache_misses_total": 2,
 		"verifyd_keystore_cache_evictions_total": 2, "verifyd_keystore_cache_entries": 2,
-		"verifyd_keystore_writes_total": 5, "verifyd_keystore_store_reads_total": 1,
+		"verifyd_keystore_writes_total": 7, "verifyd_keystore_store_reads_total": 1,
 		"verifyd_keystore_store_read_errors_total": 1, "verifyd_keystore_last_used_dropped_total": 1,
 		"verifyd_keystore_revocations": 2,
 	} {

@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -153,22 +154,68 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*Record) error) (
 // change replaces record old (nil when there is none) by new.
 type change struct{ old, new *Record }
 
-// write applies changes in one synced batch: it checks that the digests each
-// new record adds index no other record, derives every index change from
-// each old/new pair, commits, and then invalidates the cached state of every
-// digest any of the records lists. Every change to a record goes through
-// write, whether it comes from the admin API or, later, from a replication
-// feed. mu must be held; the new records must be valid and their IDs and
-// digests distinct.
+// write commits record changes in one synced batch (see commit). mu must be
+// held; the new records must be valid and their IDs and digests distinct.
 func (s *Store) write(changes ...change) error {
+	return s.commit(&batch{records: changes})
+}
+
+// A batch is what one synced commit writes: record changes, access-request
+// changes, JWT revocations (already merged with the ones in effect) and
+// audit entries, all or none.
+type batch struct {
+	records     []change
+	requests    []requestChange
+	revocations []revocationChange
+	audit       []AuditEntry
+}
+
+func (b *batch) empty() bool {
+	return len(b.records)+len(b.requests)+len(b.revocations)+len(b.audit) == 0
+}
+
+// commit is the store's single write path. It stages b: for each record it
+// checks that the digests the new one adds index no other record and
+// derives every index change from the old/new pair; then requests,
+// revocations and audit entries (giving the entries their sequence
+// numbers). It commits with pebble.Sync, then invalidates the cached state
+// of every digest any of the records lists, and, only once the commit
+// succeeded, applies the revocations and pending requests to memory and
+// advances the revocation generation. Every write goes through commit,
+// whether it comes from the admin API or, later, from a replication feed.
+// mu must be held.
+func (s *Store) commit(bt *batch) error {
+	if err := s.writeRoom(); err != nil {
+		return err
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	var touched []Digest
-	for _, c := range changes {
+	for _, c := range bt.records {
 		if err := s.stage(b, c.old, c.new); err != nil {
 			return err
 		}
 		touched = append(append(touched, digestsOf(c.old)...), digestsOf(c.new)...)
+	}
+	for _, c := range bt.requests {
+		if err := stageRequest(b, c); err != nil {
+			return err
+		}
+	}
+	if err := stageRevocations(b, bt.revocations); err != nil {
+		return err
+	}
+	if len(bt.audit) > 0 {
+		seq := s.auditSeq
+		for i := range bt.audit {
+			if err := s.stageAudit(b, &bt.audit[i]); err != nil {
+				s.auditSeq = seq
+				return err
+			}
+		}
+		if err := b.Set(metaKey(metaAuditSeq), binary.BigEndian.AppendUint64(nil, s.auditSeq), nil); err != nil {
+			return fmt.Errorf("keystore: write audit entry: %w", err)
+		}
 	}
 	err := b.Commit(pebble.Sync)
 	// Invalidate even if the commit failed: its outcome is then unknown.
@@ -181,8 +228,17 @@ func (s *Store) write(changes ...change) error {
 		s.neg.Del(key)
 	}
 	if err != nil {
-		s.log.Error("write failed", slog.Int("records", len(changes)), slog.Any("err", err))
+		// Memory keeps only what is known to be durable, which the
+		// revocation merges rely on.
+		s.log.Error("write failed", slog.Int("records", len(bt.records)), slog.Int("requests", len(bt.requests)),
+			slog.Int("revocations", len(bt.revocations)), slog.Int("audit_entries", len(bt.audit)), slog.Any("err", err))
 		return fmt.Errorf("keystore: write: %w", err)
+	}
+	for _, c := range bt.requests {
+		s.notePending(c.new)
+	}
+	if len(bt.revocations) > 0 {
+		s.applyRevocations(bt.revocations)
 	}
 	return nil
 }
@@ -305,6 +361,9 @@ func (s *Store) setMeta(ctx context.Context, name string, value []byte) error {
 		return fmt.Errorf("keystore: meta %s: value of %d bytes exceeds %d", name, len(value), MaxMetaValueLen)
 	}
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.writeRoom(); err != nil {
 		return err
 	}
 	if err := s.db.Set(metaKey(name), value, pebble.Sync); err != nil {

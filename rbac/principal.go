@@ -17,6 +17,10 @@ type Principal struct {
 	Scopes       []string            // patterns the credential carries itself
 	ExpiresAt    time.Time           // when the credential stops being valid; zero means never
 	Grants       *Matcher            // Scopes, compiled
+	// RateLimit is the credential's own rate limit, such as "100/s": a
+	// stored key's "rate_limit" metadata; "" means none. The policy does
+	// not read it; package verify/throttle applies it.
+	RateLimit string
 }
 
 // Allows reports whether p holds a grant for scope, and which pattern grants

@@ -38,8 +38,16 @@
 // metric verifyd_verify_policy_decisions_total counts decisions by that
 // reason.
 //
-// [Manager] creates, imports, rotates and revokes credentials and checks the
-// admin key. Secrets it returns are shown once; only their digests are stored.
+// [Manager] creates, imports, rotates and revokes credentials, runs the
+// access-request flow (requests.go), and checks the admin key. Secrets it
+// returns are shown once; only their digests are stored. Every change it
+// makes is recorded in the audit trail, in the same synced batch as the
+// change, with the actor its context names ([WithActor]); a failed action
+// is recorded right after it failed (audit.go).
+// It also manages personal access tokens in SuperMQ's model ([Manager.CreatePAT]
+// and the methods after it): scope tuples mapped onto patterns by
+// rbac.PATScope, the tuples kept as given in the record's metadata (see
+// [PATScopes]).
 //
 // Verifier and Manager are safe for concurrent use.
 package verify

@@ -5,7 +5,10 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/verifyd/verifyd/keystore"
@@ -52,22 +55,74 @@ const (
 // ErrRevoked is returned when rotating a revoked credential.
 var ErrRevoked = errors.New("verify: the key is revoked")
 
-// Manager creates, imports, rotates and revokes credentials, and checks the
-// admin key. It is safe for concurrent use.
+// Manager creates, imports, rotates and revokes credentials, runs the
+// access-request flow, checks the admin key, and records every change it
+// makes in the audit trail (see [WithActor]). It is safe for concurrent use.
 type Manager struct {
 	store       *keystore.Store
 	minter      *credential.Minter
 	now         func() time.Time
 	adminDigest keystore.Digest
+	// patMaxDuration is the longest validity of a PAT, in nanoseconds;
+	// zero means DefaultPATMaxDuration. See SetPATMaxDuration.
+	patMaxDuration atomic.Int64
+
+	adminActor string
+	requests   RequestOptions
+	sink       AuditSink
+	log        *slog.Logger
+
+	requestKeyMu sync.Mutex
+	requestKey   []byte // see requestTokenKey; nil until first needed
 }
 
-// NewManager returns a Manager over store. adminDigest is the SHA-256 of the
-// admin key; now defaults to time.Now when nil.
+// ManagerOptions configures a Manager. A nil *ManagerOptions means all
+// defaults.
+type ManagerOptions struct {
+	// Requests configures the access-request flow; zero fields take their
+	// defaults (see [RequestOptions.EnsureDefaults]).
+	Requests RequestOptions
+	// AuditSink, when not nil, receives every audit entry once it is
+	// durable (the daemon mirrors them to a file).
+	AuditSink AuditSink
+	// Now is the clock. nil means time.Now.
+	Now func() time.Time
+	// Logger receives operational faults. nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// NewManager returns a Manager over store with default options and the
+// clock now (time.Now when nil). adminDigest is the SHA-256 of the admin
+// key.
 func NewManager(store *keystore.Store, minter *credential.Minter, adminDigest keystore.Digest, now func() time.Time) *Manager {
-	if now == nil {
-		now = time.Now
+	m, err := NewManagerWith(store, minter, adminDigest, &ManagerOptions{Now: now})
+	if err != nil {
+		panic("verify: the default manager options are invalid: " + err.Error())
 	}
-	return &Manager{store: store, minter: minter, now: now, adminDigest: adminDigest}
+	return m
+}
+
+// NewManagerWith returns a Manager over store configured by opts. It fails
+// if opts.Requests is invalid.
+func NewManagerWith(store *keystore.Store, minter *credential.Minter, adminDigest keystore.Digest, opts *ManagerOptions) (*Manager, error) {
+	var o ManagerOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Requests.EnsureDefaults()
+	if err := o.Requests.Validate(); err != nil {
+		return nil, err
+	}
+	return &Manager{
+		store: store, minter: minter, now: o.Now, adminDigest: adminDigest, adminActor: AdminActor(adminDigest),
+		requests: o.Requests, sink: o.AuditSink, log: o.Logger.With(slog.String("component", "manager")),
+	}, nil
 }
 
 // IsAdmin reports, in constant time, whether presented is the admin key.
@@ -80,11 +135,14 @@ func (m *Manager) IsAdmin(presented string) bool {
 }
 
 // CreateKey creates a credential with a fresh secret and returns its record
-// and the secret. The secret is not stored and cannot be shown again.
+// and the secret. The secret is not stored and cannot be shown again. The
+// creation, or its failure, is audited (key.create).
 func (m *Manager) CreateKey(ctx context.Context, spec KeySpec) (keystore.Record, string, error) {
 	if spec.Kind == 0 {
 		spec.Kind = keystore.KindAPIKey
 	}
+	e := m.entry(ctx, ActionKeyCreate, "")
+	e.Detail = keyDetail(spec.Kind, spec.Subject)
 	var problems []string
 	switch spec.Kind {
 	case keystore.KindAPIKey, keystore.KindAgent, keystore.KindPAT:
@@ -96,17 +154,22 @@ func (m *Manager) CreateKey(ctx context.Context, spec KeySpec) (keystore.Record,
 	}
 	problems = append(problems, checkSpec(spec)...)
 	if len(problems) > 0 {
-		return keystore.Record{}, "", &InvalidSpecError{Problems: problems}
+		return keystore.Record{}, "", m.fail(ctx, e, &InvalidSpecError{Problems: problems})
 	}
 	id, err := credential.NewID()
 	if err != nil {
-		return keystore.Record{}, "", err
+		return keystore.Record{}, "", m.fail(ctx, e, err)
 	}
 	secret, err := m.newSecret(spec.Kind, id)
 	if err != nil {
-		return keystore.Record{}, "", err
+		return keystore.Record{}, "", m.fail(ctx, e, err)
 	}
-	rec, err := m.store.Create(ctx, m.record(id, spec, secret))
+	var rec keystore.Record
+	err = m.audited(ctx, &e, func(tx *keystore.Txn) (err error) {
+		rec, err = tx.Create(m.record(id, spec, secret))
+		e.Target = rec.ID // none unless created
+		return err
+	})
 	if err != nil {
 		return keystore.Record{}, "", err
 	}
@@ -116,11 +179,14 @@ func (m *Manager) CreateKey(ctx context.Context, spec KeySpec) (keystore.Record,
 // ImportKey stores an existing secret (an AMS key, a legacy relay key) as a
 // credential. The secret must be a valid imported key (see
 // credential.ValidateImported). keystore.ErrDigestInUse reports a secret
-// that is already stored.
+// that is already stored. The import, or its failure, is audited
+// (key.import); the secret never is.
 func (m *Manager) ImportKey(ctx context.Context, spec KeySpec) (keystore.Record, error) {
 	if spec.Kind == 0 {
 		spec.Kind = keystore.KindImported
 	}
+	e := m.entry(ctx, ActionKeyImport, "")
+	e.Detail = keyDetail(spec.Kind, spec.Subject)
 	var problems []string
 	switch spec.Kind {
 	case keystore.KindImported, keystore.KindAPIKey, keystore.KindAgent:
@@ -134,51 +200,76 @@ func (m *Manager) ImportKey(ctx context.Context, spec KeySpec) (keystore.Record,
 	}
 	problems = append(problems, checkSpec(spec)...)
 	if len(problems) > 0 {
-		return keystore.Record{}, &InvalidSpecError{Problems: problems}
+		return keystore.Record{}, m.fail(ctx, e, &InvalidSpecError{Problems: problems})
 	}
 	id, err := credential.NewID()
 	if err != nil {
-		return keystore.Record{}, err
+		return keystore.Record{}, m.fail(ctx, e, err)
 	}
-	return m.store.Create(ctx, m.record(id, spec, spec.Secret))
+	var rec keystore.Record
+	err = m.audited(ctx, &e, func(tx *keystore.Txn) (err error) {
+		rec, err = tx.Create(m.record(id, spec, spec.Secret))
+		e.Target = rec.ID // none unless created
+		return err
+	})
+	return rec, err
+}
+
+// keyDetail is the audit detail of a key: its kind and subject.
+func keyDetail(kind keystore.Kind, subject string) string {
+	return "kind=" + kind.String() + " subject=" + auditText(subject)
 }
 
 // RevokeKey revokes the credential id. Once it returns, no verification that
 // starts later accepts any of the credential's secrets. Revoking a revoked
-// key changes nothing and succeeds.
+// key changes nothing and succeeds. The revocation is audited (key.revoke).
 func (m *Manager) RevokeKey(ctx context.Context, id string) (keystore.Record, error) {
-	return m.store.Update(ctx, id, func(r *keystore.Record) error {
-		if r.RevokedAt.IsZero() {
-			r.RevokedAt = m.now().UTC()
-		}
-		return nil
+	e := m.entry(ctx, ActionKeyRevoke, id)
+	var rec keystore.Record
+	err := m.audited(ctx, &e, func(tx *keystore.Txn) (err error) {
+		rec, err = tx.Update(id, func(r *keystore.Record) error {
+			e.Detail = keyDetail(r.Kind, r.Subject)
+			if r.RevokedAt.IsZero() {
+				r.RevokedAt = m.now().UTC()
+			}
+			return nil
+		})
+		return err
 	})
+	return rec, err
 }
 
 // RotateKey gives the credential id a fresh secret, keeping its id and
 // grants, and returns the new secret. With grace > 0 the previous secret keeps
 // working until grace has passed (a grace still running from an earlier
-// rotation ends at once); otherwise it stops at once.
+// rotation ends at once); otherwise it stops at once. The rotation is
+// audited (key.rotate).
 func (m *Manager) RotateKey(ctx context.Context, id string, grace time.Duration) (keystore.Record, string, error) {
+	e := m.entry(ctx, ActionKeyRotate, id)
 	if grace < 0 {
-		return keystore.Record{}, "", &InvalidSpecError{Problems: []string{"grace must not be negative"}}
+		return keystore.Record{}, "", m.fail(ctx, e, &InvalidSpecError{Problems: []string{"grace must not be negative"}})
 	}
 	var secret string
-	rec, err := m.store.Update(ctx, id, func(r *keystore.Record) error {
-		if !r.RevokedAt.IsZero() {
-			return ErrRevoked
-		}
-		s, err := m.newSecret(r.Kind, r.ID)
-		if err != nil {
-			return err
-		}
-		secret = s
-		r.PrevDigest, r.PrevNotAfter = keystore.Digest{}, time.Time{}
-		if grace > 0 {
-			r.PrevDigest, r.PrevNotAfter = r.Digest, m.now().Add(grace).UTC()
-		}
-		r.Digest = keystore.Sum(s)
-		return nil
+	var rec keystore.Record
+	err := m.audited(ctx, &e, func(tx *keystore.Txn) (err error) {
+		rec, err = tx.Update(id, func(r *keystore.Record) error {
+			e.Detail = keyDetail(r.Kind, r.Subject) + " grace=" + grace.String()
+			if !r.RevokedAt.IsZero() {
+				return ErrRevoked
+			}
+			s, err := m.newSecret(r.Kind, r.ID)
+			if err != nil {
+				return err
+			}
+			secret = s
+			r.PrevDigest, r.PrevNotAfter = keystore.Digest{}, time.Time{}
+			if grace > 0 {
+				r.PrevDigest, r.PrevNotAfter = r.Digest, m.now().Add(grace).UTC()
+			}
+			r.Digest = keystore.Sum(s)
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return keystore.Record{}, "", err

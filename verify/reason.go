@@ -22,6 +22,7 @@ const (
 	NotYetValid                 // a JWT whose nbf or iat lies in the future beyond the leeway
 	UntrustedKey                // a JWT no trusted key may verify (unknown kid, or no single key for its algorithm)
 	InvalidClaims               // a JWT whose claims are not what its trust source requires (iss, aud, exp, types)
+	RateLimited                 // the source or the credential is throttled (see verify/throttle); Verifier.Verify never answers it
 	numReasons
 )
 
@@ -45,6 +46,7 @@ var reasons = [numReasons]reasonInfo{
 	NotYetValid:   {"not_yet_valid", http.StatusUnauthorized, "UNAUTHORIZED", "the token is not valid yet"},
 	UntrustedKey:  {"untrusted_key", http.StatusUnauthorized, "UNAUTHORIZED", "the token is not signed by a trusted key"},
 	InvalidClaims: {"invalid_claims", http.StatusUnauthorized, "UNAUTHORIZED", "the token's claims are not accepted (issuer, audience, expiry or claim types)"},
+	RateLimited:   {"rate_limited", http.StatusTooManyRequests, "RATE_LIMITED", "too many failed attempts from this source, or too many requests with this credential; retry later"},
 }
 
 // Reasons returns every reason in numeric order.

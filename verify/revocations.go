@@ -43,7 +43,9 @@ type JWTRevocation struct {
 // Every problem with r is reported at once in an *InvalidSpecError, and
 // nothing is written. Once RevokeJWT returns, the revocation is durable and
 // no verification that starts later accepts a token it covers, including
-// from a cache of earlier decisions.
+// from a cache of earlier decisions. The revocation, or its failure, is
+// audited (jwt.revoke_token or jwt.revoke_subject) with the actor ctx
+// names.
 func (m *Manager) RevokeJWT(ctx context.Context, r JWTRevocation, actor string) (JWTRevocation, error) {
 	now := m.now().UTC()
 	var problems []string
@@ -77,22 +79,29 @@ func (m *Manager) RevokeJWT(ctx context.Context, r JWTRevocation, actor string) 
 	if r.Subject != "" {
 		problems = append(problems, revocationProblems(sr.Validate())...)
 	}
+	e := m.entry(ctx, ActionJWTRevokeSubject, r.Subject)
+	if r.TokenID != "" {
+		e = m.entry(ctx, ActionJWTRevokeToken, r.TokenID)
+	}
 	if len(problems) > 0 {
-		return JWTRevocation{}, &InvalidSpecError{Problems: problems}
+		return JWTRevocation{}, m.fail(ctx, e, &InvalidSpecError{Problems: problems})
 	}
 
-	if r.TokenID != "" {
-		got, err := m.store.RevokeToken(ctx, tr)
-		if err != nil {
-			return JWTRevocation{}, specError(err)
+	var got JWTRevocation
+	err := m.audited(ctx, &e, func(tx *keystore.Txn) error {
+		if r.TokenID != "" {
+			t, err := tx.RevokeToken(tr)
+			got = fromTokenRevocation(t)
+			return specError(err)
 		}
-		return fromTokenRevocation(got), nil
-	}
-	got, err := m.store.RevokeSubject(ctx, sr)
+		s, err := tx.RevokeSubject(sr)
+		got = fromSubjectRevocation(s)
+		return specError(err)
+	})
 	if err != nil {
-		return JWTRevocation{}, specError(err)
+		return JWTRevocation{}, err
 	}
-	return fromSubjectRevocation(got), nil
+	return got, nil
 }
 
 // ListJWTRevocations returns the JWT revocations in effect: token

@@ -28,6 +28,9 @@ const (
 	envAddr     = "VERIFYD_ADDR"
 	envAdminKey = "VERIFYD_ADMIN_KEY"
 	envSocket   = "VERIFYD_SOCKET"
+	envCACert   = "VERIFYD_CACERT"
+	envCert     = "VERIFYD_CERT"
+	envCertKey  = "VERIFYD_CERT_KEY"
 )
 
 // env is the process environment run works in, replaceable in tests.
@@ -44,6 +47,9 @@ type globals struct {
 	adminKey secretValue
 	output   outputValue
 	timeout  time.Duration
+	// TLS: the CA bundle that verifies the daemon, and the client
+	// certificate and key presented to it.
+	caCert, cert, certKey string
 }
 
 // register adds the global flags to fs. It binds them to g without resetting
@@ -54,6 +60,9 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.Var(&g.adminKey, "admin-key", "")
 	fs.Var(&g.output, "o", "")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "")
+	fs.StringVar(&g.caCert, "cacert", g.caCert, "")
+	fs.StringVar(&g.cert, "cert", g.cert, "")
+	fs.StringVar(&g.certKey, "cert-key", g.certKey, "")
 }
 
 // addrValue is the --addr flag: it sets g.addr and notes that the flag was
@@ -143,6 +152,9 @@ func run(ctx context.Context, args []string, e *env) int {
 	g := &globals{
 		addr:    e.getenv(envAddr),
 		timeout: adminclient.DefaultTimeout,
+		caCert:  e.getenv(envCACert),
+		cert:    e.getenv(envCert),
+		certKey: e.getenv(envCertKey),
 	}
 	g.adminKey.s = e.getenv(envAdminKey)
 
@@ -312,12 +324,33 @@ func (s *session) client(admin bool) (*adminclient.Client, error) {
 	if s.g.timeout <= 0 {
 		return nil, usagef(s.cmd.name, "--timeout must be positive")
 	}
-	c, err := adminclient.New(s.g.addr, key, s.g.timeout)
+	c, err := s.newClient(key)
 	if err != nil {
 		return nil, err
 	}
 	s.warnPlainHTTP(c.BaseURL())
 	return c, nil
+}
+
+// newClient returns a client with the admin key key: over TLS with the
+// CA bundle and client certificate of the global flags when any is given
+// (a bare host:port then means https), else as the address says.
+func (s *session) newClient(key string) (*adminclient.Client, error) {
+	g := s.g
+	if g.caCert == "" && g.cert == "" && g.certKey == "" {
+		return adminclient.New(g.addr, key, g.timeout)
+	}
+	conf, err := adminclient.LoadTLSConfig(g.caCert, g.cert, g.certKey)
+	if err != nil {
+		return nil, err
+	}
+	addr := g.addr
+	if addr == "" {
+		addr = strings.Replace(adminclient.DefaultAddr, "http://", "https://", 1)
+	} else if !strings.Contains(addr, "://") {
+		addr = "https://" + addr
+	}
+	return adminclient.NewTLS(addr, key, g.timeout, conf)
 }
 
 // warnPlainHTTP warns once when credentials are about to cross a network

@@ -6,10 +6,12 @@ import (
 	"strings"
 )
 
-const helpIntro = `verifyctl manages keys and JWT revocations on a running verifyd daemon, shows the
+const helpIntro = `verifyctl manages keys, personal access tokens, agents' access requests and JWT
+revocations on a running verifyd daemon, reads its audit trail, shows the
 state of its JWT trust sources and of its authorization policy (which it can
-reload and explain), and checks tokens against it, over its HTTP API or, for
-verify and ping, its Unix socket. policy check validates a policy file offline.
+reload and explain), and checks tokens
+against it, over its HTTP API or, for verify and ping, its Unix socket. policy
+check validates a policy file offline.
 
 Usage:
   verifyctl [global flags] <command> [flags] [arguments]
@@ -24,6 +26,14 @@ const helpGlobals = `Global flags (accepted before or after the command and its 
                               shell's history.
   -o table|json               output format (default table)
   --timeout D                 time limit for each request (default 10s)
+  --cacert FILE               PEM CA bundle the daemon's HTTPS certificate must
+                              chain to (default $VERIFYD_CACERT, else the
+                              system's roots)
+  --cert FILE, --cert-key FILE
+                              PEM client certificate and its key, for a daemon
+                              that asks for one (default $VERIFYD_CERT,
+                              $VERIFYD_CERT_KEY); with any of these three, a
+                              bare host:port address means https
 `
 
 const helpDetails = `Environment:
@@ -31,14 +41,16 @@ const helpDetails = `Environment:
   VERIFYD_ADMIN_KEY           the admin key (preferred over --admin-key)
   VERIFYD_SOCKET              default for the --socket of verify (unless --addr
                               is given) and ping
+  VERIFYD_CACERT, VERIFYD_CERT, VERIFYD_CERT_KEY
+                              defaults for --cacert, --cert and --cert-key
 
 Output:
   Table mode prints aligned tables and field lists for people. -o json prints the
   daemon's JSON objects, indented, for scripts.
 
 Secrets:
-  keys create and keys rotate print the new secret alone on standard output, so
-  that it can be captured or redirected:
+  keys create and keys rotate (and pats create and pats reset) print the new
+  secret alone on standard output, so that it can be captured or redirected:
       verifyctl keys create --subject alice > alice.key
   The key's details and a reminder that the secret is shown only once go to
   standard error. With -o json the whole key, secret included, goes to standard

@@ -28,6 +28,7 @@ import (
 	"github.com/verifyd/verifyd/verify"
 	"github.com/verifyd/verifyd/verify/credential"
 	"github.com/verifyd/verifyd/verify/jwt"
+	"github.com/verifyd/verifyd/verify/throttle"
 	"github.com/verifyd/verifyd/verify/trust"
 )
 
@@ -87,11 +88,38 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		log.Error("the introspection section is invalid; verifyd does not start", "err", err)
 		return exitConfig
 	}
+	// So are the TLS certificate, key and client CA bundle.
+	tlsw, err := newTLSWatcher(cfg.HTTP.TLS, reg, log)
+	if err != nil {
+		log.Error("cannot load the TLS files; verifyd does not start", "err", err)
+		return exitConfig
+	}
+	if tlsw != nil {
+		defer tlsw.stop()
+	}
+	limiter, err := throttle.New(cfg.Throttle, &throttle.Options{Registerer: reg, Logger: log})
+	if err != nil {
+		log.Error("cannot set up the throttle", "err", err)
+		return exitConfig
+	}
+
+	// So is the audit file: one that cannot be opened stops verifyd.
+	audit, err := openAuditFile(cfg.Audit.File, reg, log)
+	if err != nil {
+		log.Error("cannot open the audit file; verifyd does not start", "err", err)
+		return exitConfig
+	}
+	var auditSink verify.AuditSink
+	if audit != nil {
+		auditSink = audit
+		defer audit.close()
+	}
 
 	store, err := keystore.Open(cfg.DataDir, &keystore.Options{
 		CacheEntries:     cfg.Cache.Entries,
 		NegativeEntries:  cfg.Cache.NegativeEntries,
 		NegativeTTL:      cfg.Cache.NegativeTTL,
+		AuditRetention:   cfg.Audit.Retention,
 		Registerer:       reg,
 		Logger:           log,
 		ErrorIfNotExists: !cfg.CreateDataDir,
@@ -183,9 +211,16 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		}
 		adapters = append(adapters, m.Adapters()...)
 	}
+	manager, err := verify.NewManagerWith(store, minter, adminDigest, &verify.ManagerOptions{Requests: cfg.Requests, AuditSink: auditSink, Logger: log})
+	if err != nil {
+		log.Error("the requests section is invalid; verifyd does not start", "err", err)
+		return exitConfig
+	}
+	manager.SetPATMaxDuration(cfg.PATs.MaxDuration)
+	policy.auditor = manager
 	srv, err := httpapi.New(httpapi.Options{
 		Verifier:       verifier,
-		Manager:        verify.NewManager(store, minter, adminDigest, nil),
+		Manager:        manager,
 		Trust:          registry,
 		Policy:         policyAdmin,
 		Gatherer:       reg,
@@ -198,13 +233,16 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		ForwardAuth:    cfg.ForwardAuth,
 		Adapters:       adapters,
 		Introspection:  introspectionClients,
+		CORS:           cfg.HTTP.CORS,
+		Throttle:       limiter,
+		ClientNames:    cfg.HTTP.TLS.ClientNames,
 		Logger:         log,
 	})
 	if err != nil {
 		log.Error("cannot create the HTTP server", "err", err)
 		return exitFailure
 	}
-	sock, err := socketServer(cfg, verifier, reg, log)
+	sock, err := socketServer(cfg, verifier, limiter, reg, log)
 	if err != nil {
 		log.Error("cannot listen on the socket", "socket", cfg.Socket, "err", err)
 		return exitListen
@@ -217,12 +255,15 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		}
 		return exitListen
 	}
+	if tlsw != nil {
+		ln = tlsw.certs.Listener(ln)
+	}
 	abs, _ := filepath.Abs(cfg.DataDir)
 	socketAddr := "off"
 	if sock != nil {
 		socketAddr = sock.Addr()
 	}
-	log.Info("verifyd serving", "http_addr", ln.Addr().String(), "socket", socketAddr, "data_dir", abs)
+	log.Info("verifyd serving", "http_addr", ln.Addr().String(), "tls", tlsw != nil, "socket", socketAddr, "data_dir", abs)
 	if callout != nil {
 		callout.Start()
 	}
@@ -233,6 +274,17 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		g.Go(sock.Serve)
 	}
 	g.Go(func() error { return policy.watch(gctx, hup, cfg.PolicyCheckInterval) })
+	if audit != nil {
+		// SIGHUP also reopens the audit file: a second channel, since a
+		// signal is delivered to every channel registered for it.
+		auditHup := make(chan os.Signal, 1)
+		signal.Notify(auditHup, syscall.SIGHUP)
+		defer signal.Stop(auditHup)
+		g.Go(func() error { return audit.watch(gctx, auditHup) })
+	}
+	if tlsw != nil {
+		g.Go(func() error { return tlsw.watch(gctx) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down: draining in-flight requests", "timeout", cfg.HTTP.ShutdownTimeout)
@@ -276,7 +328,7 @@ func logPolicyError(log *slog.Logger, path string, err error) {
 
 // socketServer creates the Unix socket server, or returns nil when the
 // socket is switched off.
-func socketServer(cfg config.Config, v *verify.Verifier, reg prometheus.Registerer, log *slog.Logger) (*ipc.Server, error) {
+func socketServer(cfg config.Config, v *verify.Verifier, limiter *throttle.Limiter, reg prometheus.Registerer, log *slog.Logger) (*ipc.Server, error) {
 	if cfg.Socket == "" || cfg.Socket == "off" {
 		return nil, nil
 	}
@@ -299,6 +351,7 @@ func socketServer(cfg config.Config, v *verify.Verifier, reg prometheus.Register
 		WriteTimeout:   cfg.IPC.WriteTimeout,
 		Registerer:     reg,
 		Logger:         log,
+		Throttle:       limiter,
 	})
 }
 

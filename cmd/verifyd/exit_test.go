@@ -78,10 +78,17 @@ func TestExitStatuses(t *testing.T) {
 		dir := t.TempDir()
 		d := startDaemon(t, dir)
 		d.kill()
-		manifests, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
-		if len(manifests) == 0 {
-			t.Fatal("no MANIFEST in the store")
+		// The manifest in use is the one Pebble's marker file names
+		// ("marker.manifest.<n>.MANIFEST-<m>"); older manifests may remain.
+		markers, _ := filepath.Glob(filepath.Join(dir, "marker.manifest.*"))
+		if len(markers) != 1 {
+			t.Fatalf("manifest markers %v, want one", markers)
 		}
+		parts := strings.SplitN(filepath.Base(markers[0]), ".", 4)
+		if len(parts) != 4 || !strings.HasPrefix(parts[3], "MANIFEST-") {
+			t.Fatalf("unexpected manifest marker %s", markers[0])
+		}
+		manifests := []string{filepath.Join(dir, parts[3])}
 		b, err := os.ReadFile(manifests[0])
 		if err != nil {
 			t.Fatal(err)

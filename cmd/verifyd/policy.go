@@ -39,6 +39,10 @@ type policyLoader struct {
 
 	reloads map[string]prometheus.Counter // by result
 	info    *prometheus.GaugeVec          // {mode}, 1 for the mode in force
+	// auditor records the reloads of SIGHUP and file changes in the audit
+	// trail (the API's are recorded by the HTTP server); set before watch
+	// starts, nil for none.
+	auditor *verify.Manager
 
 	// mu serializes loads and guards the fields below.
 	mu         sync.Mutex
@@ -260,7 +264,8 @@ func (l *policyLoader) watch(ctx context.Context, hup <-chan os.Signal, interval
 				l.log.Info("SIGHUP: no policy file is configured; nothing to reload")
 				continue
 			}
-			l.reload("sighup")
+			st, err := l.reload("sighup")
+			l.auditReload("sighup", st, err)
 		case <-tick:
 			l.check()
 		}
@@ -288,5 +293,6 @@ func (l *policyLoader) check() {
 		return
 	}
 	l.mu.Unlock()
-	l.reload("file_change")
+	st, err := l.reload("file_change")
+	l.auditReload("file_change", st, err)
 }

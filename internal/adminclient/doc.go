@@ -1,14 +1,16 @@
 // Package adminclient is the Go client for verifyd's HTTP API: the admin key
 // endpoints under /v1/admin/keys, the JWT revocation endpoint
 // /v1/admin/revocations, the trust source status endpoint /v1/admin/trust,
-// the authorization policy endpoints under /v1/admin/policy and the
+// the authorization policy endpoints under /v1/admin/policy, the access
+// requests under /v1/admin/requests and /v1/admin/agents with the agents'
+// side under /v1/auth, the audit trail /v1/admin/audit, and the
 // verification endpoint /v1/verify. The verifyctl command is built on it.
 //
 // It also defines the JSON shapes of that API ([Key], [KeySpec],
 // [ImportRequest], [RotateRequest], [KeyList], [JWTRevocation],
 // [RevocationList], [TrustSource], [TrustSourceList], [PolicyStatus],
-// [PolicyExplanation], [VerifyRequest], [VerifyResult] and the error body
-// [APIError]). Their json tags are the wire contract: the daemon's HTTP
+// [PolicyExplanation], [AccessRequest], [Approval], [AuditEntry],
+// [VerifyRequest], [VerifyResult] and the error body [APIError]). Their json tags are the wire contract: the daemon's HTTP
 // package encodes and decodes the same shapes, so a field renamed here is
 // renamed on the wire.
 //
@@ -28,9 +30,14 @@
 //
 // # Security
 //
+// [NewTLS] talks to a daemon that serves HTTPS with a CA bundle of the
+// caller's and a client certificate ([LoadTLSConfig]); [New] with an
+// https:// address uses the system's roots.
+//
 // The admin key travels only in the X-Admin-Key header and never appears in
 // an error. Redirects are not followed, so the header is never replayed to
-// another address. Secrets returned by the daemon ([Key.Secret]) and tokens
+// another address. Secrets returned by the daemon ([Key.Secret],
+// [Approval.AgentKey], [AccessTicket.RequestToken]) and tokens
 // sent to it ([VerifyRequest.Token], [ImportRequest.Secret]) are redacted
 // when the values are logged through log/slog.
 //

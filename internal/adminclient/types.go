@@ -38,6 +38,10 @@ const (
 	StatusNotYetValid   = "not_yet_valid"
 	StatusUntrustedKey  = "untrusted_key"
 	StatusInvalidClaims = "invalid_claims"
+	// StatusRateLimited comes with HTTP 429 (see the daemon's throttle):
+	// [Client.Verify] reports it as an [*APIError] with code
+	// [CodeRateLimited].
+	StatusRateLimited = "rate_limited"
 )
 
 // Error codes, as used in [APIError.Code] and [VerifyResult.Code]. Each goes

@@ -26,6 +26,8 @@ import (
 	"github.com/verifyd/verifyd/ipc/compat/rabbitmq"
 	"github.com/verifyd/verifyd/ipc/httpapi"
 	"github.com/verifyd/verifyd/ipc/natscallout"
+	"github.com/verifyd/verifyd/verify"
+	"github.com/verifyd/verifyd/verify/throttle"
 	"github.com/verifyd/verifyd/verify/trust"
 )
 
@@ -43,6 +45,7 @@ type Config struct {
 	Socket string `yaml:"socket"`
 	IPC    IPC    `yaml:"ipc"`
 	HTTP   HTTP   `yaml:"http"`
+	PATs   PATs   `yaml:"pats"`
 	Cache  Cache  `yaml:"cache"`
 	Verify Verify `yaml:"verify"`
 	// Trust lists the sources of keys that JWTs are verified against. No
@@ -75,9 +78,28 @@ type Config struct {
 	// NATSCallout configures the NATS auth callout service (see
 	// docs/integrations/nats.md).
 	NATSCallout natscallout.Config `yaml:"nats_callout"`
+	// Throttle answers rate_limited to sources with too many failed
+	// verifications and to credentials over their rate limit.
+	Throttle throttle.Config `yaml:"throttle"`
+	// Requests configures the access-request flow (POST /v1/auth/request).
+	Requests verify.RequestOptions `yaml:"requests"`
+	// Audit configures the audit trail of administrative actions.
+	Audit Audit `yaml:"audit"`
 	// AdminKey is the admin key, from VERIFYD_ADMIN_KEY only (never from the
 	// file or flags). Empty means: use the key generated on first start.
 	AdminKey string `yaml:"-"`
+}
+
+// Audit configures the audit trail.
+type Audit struct {
+	// File, when set, receives a copy of every audit entry as one JSON
+	// line, appended and synced before the action is answered; it is
+	// reopened on SIGHUP, for log rotation. Default "": none (the store
+	// keeps the trail regardless).
+	File string `yaml:"file"`
+	// Retention is how long the store keeps audit entries. Default 2160h
+	// (90 days).
+	Retention time.Duration `yaml:"retention"`
 }
 
 // HTTP configures the HTTP listener.
@@ -96,6 +118,19 @@ type HTTP struct {
 	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
 	// Default 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// CORS lists the web origins that may call /v1/verify, /v1/pats and
+	// the admin API from a browser. Default none: CORS is off.
+	CORS httpapi.CORS `yaml:"cors"`
+	// TLS serves HTTPS, with optional client certificates and per-route
+	// allowlists of their names. Default off: plain HTTP.
+	TLS httpapi.TLSConfig `yaml:"tls"`
+}
+
+// PATs configures personal access tokens.
+type PATs struct {
+	// MaxDuration is the longest validity a PAT may be created or reset
+	// with. Default 8760h.
+	MaxDuration time.Duration `yaml:"max_duration"`
 }
 
 // IPC configures the Unix socket server.
@@ -188,8 +223,11 @@ func Default() Config {
 		},
 		Cache:               Cache{Entries: 1 << 20, NegativeEntries: 1 << 16, NegativeTTL: 10 * time.Second, JWTEntries: 1 << 18},
 		Verify:              Verify{CacheTTL: 5 * time.Second},
+		PATs:                PATs{MaxDuration: 8760 * time.Hour},
 		PolicyCheckInterval: 2 * time.Second,
 		Log:                 Log{Level: "info", Format: "text"},
+		Audit:               Audit{Retention: 90 * 24 * time.Hour},
+		Throttle:            throttle.DefaultConfig(),
 	}
 }
 
@@ -311,6 +349,14 @@ func (c *Config) Validate() error {
 	if c.HTTP.MaxConnections <= 0 {
 		bad("http.max_connections must be positive")
 	}
+	if err := c.HTTP.CORS.Validate(); err != nil {
+		for _, p := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("config: %w", p))
+		}
+	}
+	if c.PATs.MaxDuration <= 0 {
+		bad("pats.max_duration must be a positive duration such as \"8760h\"")
+	}
 	if c.Cache.Entries <= 0 || c.Cache.NegativeEntries <= 0 {
 		bad("cache.entries and cache.negative_entries must be positive")
 	}
@@ -325,6 +371,26 @@ func (c *Config) Validate() error {
 	}
 	if c.PolicyCheckInterval == 0 {
 		bad("policy_check_interval must not be 0 (a duration such as \"2s\"; negative never checks the file)")
+	}
+	c.HTTP.TLS.EnsureDefaults()
+	if err := c.HTTP.TLS.Validate(); err != nil {
+		for _, p := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("config: %w", p))
+		}
+	}
+	if err := c.Throttle.Validate(); err != nil {
+		for _, p := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("config: %w", p))
+		}
+	}
+	c.Requests.EnsureDefaults()
+	if err := c.Requests.Validate(); err != nil {
+		for _, p := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("config: %w", p))
+		}
+	}
+	if c.Audit.Retention <= 0 {
+		bad("audit.retention must be a positive duration such as \"2160h\"")
 	}
 	c.ForwardAuth.EnsureDefaults()
 	if err := c.ForwardAuth.Validate(); err != nil {

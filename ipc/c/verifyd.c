@@ -51,7 +51,7 @@ VD_ASSERT(error, sizeof(struct verifyd_error) == 8);
 #define HDR sizeof(struct verifyd_header)
 #define OFF(type, field) offsetof(struct type, field)
 
-#define STATUS_MAX VERIFYD_STATUS_INVALID_CLAIMS
+#define STATUS_MAX VERIFYD_STATUS_RATE_LIMITED
 #define ERR_CODE_MAX VERIFYD_ERR_SCOPE_TOO_LONG
 
 #define WRITE_BUF_MIN (64 * 1024)
@@ -968,6 +968,7 @@ const char *verifyd_status_name(int status)
 	static const char *const names[] = {
 		"ok", "malformed", "unknown", "expired", "revoked", "forbidden",
 		"unavailable", "invalid_scope", "bad_signature", "not_yet_valid", "untrusted_key", "invalid_claims",
+		"rate_limited",
 	};
 	if (status < 0 || status > STATUS_MAX)
 		return "invalid";

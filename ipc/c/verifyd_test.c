@@ -1034,7 +1034,8 @@ static void test_names(void)
 {
 	CHECK(strcmp(verifyd_status_name(VERIFYD_STATUS_FORBIDDEN), "forbidden") == 0 &&
 			strcmp(verifyd_status_name(VERIFYD_STATUS_INVALID_CLAIMS), "invalid_claims") == 0 &&
-			strcmp(verifyd_status_name(12), "invalid") == 0 && strcmp(verifyd_status_name(-1), "invalid") == 0,
+			strcmp(verifyd_status_name(VERIFYD_STATUS_RATE_LIMITED), "rate_limited") == 0 &&
+			strcmp(verifyd_status_name(13), "invalid") == 0 && strcmp(verifyd_status_name(-1), "invalid") == 0,
 		"verifyd_status_name");
 	CHECK(strcmp(verifyd_error_code_name(VERIFYD_ERR_BAD_FRAME), "bad_frame") == 0 &&
 			strcmp(verifyd_error_code_name(VERIFYD_ERR_SCOPE_TOO_LONG), "scope_too_long") == 0 &&

@@ -11,6 +11,7 @@ import (
 
 	"github.com/verifyd/verifyd/keystore"
 	"github.com/verifyd/verifyd/verify"
+	"github.com/verifyd/verifyd/verify/throttle"
 )
 
 // adminTimeout bounds one admin write, including its synced commit.
@@ -67,7 +68,7 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, rest string) {
 	if !s.isAdmin(ctx) {
 		return
 	}
-	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	c, cancel := s.adminContext()
 	defer cancel()
 	switch {
 	case rest == "" || rest == "/":
@@ -110,9 +111,11 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, rest string) {
 // when it does not. Every admin endpoint calls it first, before looking at
 // anything else in the request.
 func (s *Server) isAdmin(ctx *fasthttp.RequestCtx) bool {
-	if s.opts.Manager.IsAdmin(string(ctx.Request.Header.Peek("X-Admin-Key"))) {
+	key := ctx.Request.Header.Peek("X-Admin-Key")
+	if s.opts.Manager.IsAdmin(string(key)) {
 		return true
 	}
+	s.adminAuth.refused(len(key) > 0)
 	ctx.Response.Header.Set("WWW-Authenticate", `AdminKey realm="verifyd"`)
 	writeError(ctx, fasthttp.StatusUnauthorized, "UNAUTHORIZED", "a valid admin key is required in the X-Admin-Key header")
 	return false
@@ -160,6 +163,11 @@ func (b *keySpecBody) spec() (verify.KeySpec, []string) {
 			problems = append(problems, fmt.Sprintf("kind %q is unknown (use api_key, agent, pat or, for imports, imported)", b.Kind))
 		}
 		spec.Kind = k
+	}
+	if v, ok := b.Metadata[keystore.MetaRateLimit]; ok {
+		if _, err := throttle.ParseRate(v); err != nil {
+			problems = append(problems, "metadata "+keystore.MetaRateLimit+": "+err.Error())
+		}
 	}
 	if b.ExpiresIn != "" {
 		d, err := time.ParseDuration(b.ExpiresIn)
@@ -234,6 +242,9 @@ func (s *Server) answerError(ctx *fasthttp.RequestCtx, err error) {
 		writeError(ctx, fasthttp.StatusConflict, "CONFLICT", "this secret is already in use by another key")
 	case errors.Is(err, verify.ErrRevoked):
 		writeError(ctx, fasthttp.StatusConflict, "CONFLICT", "the key is revoked; create a new one")
+	case errors.Is(err, keystore.ErrDiskFull):
+		s.opts.Logger.Error("httpapi: admin request refused", "path", string(ctx.Path()), "err", err)
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "verifyd's data volume is full: nothing was written; free space on the verifyd host and retry")
 	default:
 		s.opts.Logger.Error("httpapi: admin request failed", "path", string(ctx.Path()), "err", err)
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the request could not be completed; nothing was acknowledged")

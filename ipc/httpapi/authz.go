@@ -56,7 +56,8 @@ var authzScratchPool = sync.Pool{New: func() any { return new(authzScratch) }}
 // the identity headers when the credential is valid and grants the scope,
 // 401 with WWW-Authenticate when the credential is missing or not valid,
 // 403 when it does not grant the scope (or no scope can be derived from
-// the original request), 503 when the store cannot be read. Never a
+// the original request), 503 when the store cannot be read, 429 (with
+// Retry-After) when the throttle refuses the client or credential. Never a
 // redirect, never another 2xx, never a 5xx for a client's credential.
 // It reads no body, and allocates nothing on an allowed cache hit.
 func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
@@ -119,7 +120,7 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 		}
 	}
 
-	r := s.opts.Verifier.Verify(b2s(token), b2s(scope))
+	r := s.verifyFrom(ctx, b2s(token), b2s(scope), true)
 	switch {
 	case r.Reason == verify.OK && denial == "":
 		s.authzAllow(ctx, sc, r)
@@ -128,8 +129,8 @@ func (s *Server) handleAuthz(ctx *fasthttp.RequestCtx) {
 	case r.Reason == verify.Forbidden || r.Reason == verify.InvalidScope:
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, c.challengeScope)
 		s.authzDeny(ctx, r.Reason.Message())
-	case r.Reason == verify.Unavailable:
-		writeError(ctx, fasthttp.StatusServiceUnavailable, r.Reason.ErrorCode(), r.Reason.Message())
+	case r.Reason == verify.Unavailable, r.Reason == verify.RateLimited:
+		writeError(ctx, r.Reason.HTTPStatus(), r.Reason.ErrorCode(), r.Reason.Message())
 	default:
 		s.authzChallenge(ctx, c.challengeInvalid, r.Reason.Message())
 	}

@@ -163,10 +163,12 @@ func (s *Server) reloadPolicy(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	if s.opts.Policy == nil {
+		s.auditReload(PolicyStatus{}, ErrNoPolicyFile)
 		writeError(ctx, fasthttp.StatusConflict, "CONFLICT", "no policy file is configured (policy: in the configuration): the default policy, deny_all, is in force")
 		return
 	}
 	st, err := s.opts.Policy.ReloadPolicy()
+	s.auditReload(st, err)
 	switch {
 	case err == nil:
 		out := policyJSON(st)

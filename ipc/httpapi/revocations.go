@@ -44,7 +44,7 @@ func (s *Server) handleRevocations(ctx *fasthttp.RequestCtx) {
 	if !s.isAdmin(ctx) || !allowMethod(ctx, fasthttp.MethodGet, fasthttp.MethodPost) {
 		return
 	}
-	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	c, cancel := s.adminContext()
 	defer cancel()
 	if ctx.IsGet() {
 		s.listRevocations(c, ctx)

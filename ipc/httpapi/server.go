@@ -18,6 +18,7 @@ import (
 
 	"github.com/verifyd/verifyd/rbac"
 	"github.com/verifyd/verifyd/verify"
+	"github.com/verifyd/verifyd/verify/throttle"
 	"github.com/verifyd/verifyd/verify/trust"
 )
 
@@ -66,6 +67,18 @@ type Options struct {
 	// Introspection lists the clients that may call POST /v1/introspect.
 	// None means the endpoint answers every caller 401.
 	Introspection []IntrospectionClient
+	// CORS lists the web origins that may call /v1/verify, /v1/pats and
+	// the admin API from a browser. None means CORS is off.
+	CORS CORS
+	// Throttle, when set, counts failed verifications per source and per
+	// PAT id, and applies credentials' rate limits, on /v1/verify and
+	// /v1/authz (see package verify/throttle). nil means no throttling.
+	Throttle *throttle.Limiter
+	// ClientNames maps a route group to the names of the client
+	// certificates allowed to call it (see TLSConfig.ClientNames); a
+	// request of a listed group without such a certificate gets 403. It
+	// needs connections from TLSCerts.Listener.
+	ClientNames map[string][]string
 }
 
 // An Adapter serves one client's own HTTP contract under a path prefix:
@@ -129,6 +142,10 @@ type Server struct {
 	authz   *authzConfig
 
 	introspection *introspection // serves POST /v1/introspect
+	adminAuth     adminAuthMetrics
+	cors          *corsPolicy    // nil when CORS is off
+	gate          *throttle.Gate // nil without throttling
+	clients       *clientNames   // nil without a client certificate allowlist
 }
 
 // New returns a Server; call Serve to start it.
@@ -141,7 +158,17 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
-	s := &Server{opts: opts, authz: authz}
+	cors, err := opts.CORS.compile()
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
+	s := &Server{opts: opts, authz: authz, cors: cors}
+	if opts.Throttle != nil {
+		s.gate = opts.Throttle.Gate(opts.Verifier, "http")
+	}
+	if s.clients, err = compileClientNames(opts.ClientNames); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
 	if opts.Gatherer != nil {
 		s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	}
@@ -155,6 +182,9 @@ func New(opts Options) (*Server, error) {
 		if err := opts.Registerer.Register(s.reqs); err != nil {
 			return nil, err
 		}
+	}
+	if s.adminAuth, err = newAdminAuthMetrics(opts.Registerer); err != nil {
+		return nil, err
 	}
 	if s.introspection, err = newIntrospection(opts.Introspection, opts.Registerer, opts.Logger); err != nil {
 		return nil, err
@@ -238,6 +268,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 // route dispatches the request and returns the route label for metrics.
 func (s *Server) route(ctx *fasthttp.RequestCtx) string {
+	if s.clients != nil && !s.clients.admit(ctx) {
+		return "client_refused"
+	}
 	if isAuthzURI(ctx.Request.URI().PathOriginal()) {
 		s.handleAuthz(ctx)
 		return "authz"
@@ -245,6 +278,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 	// A view of the request's path, valid during the request only: the
 	// branches that hand it on copy it.
 	path := b2s(ctx.Path())
+	if s.cors != nil && s.cors.apply(ctx, path) {
+		return "preflight"
+	}
 	switch {
 	case path == "/v1/verify":
 		if !allowMethod(ctx, fasthttp.MethodPost) {
@@ -271,6 +307,21 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 	case path == "/v1/admin/revocations":
 		s.handleRevocations(ctx)
 		return "admin_revocations"
+	case path == "/v1/pats" || strings.HasPrefix(path, "/v1/pats/"):
+		s.handlePATs(ctx, strings.Clone(path[len("/v1/pats"):]))
+		return "pats"
+	case strings.HasPrefix(path, "/v1/auth/"):
+		s.handleAuth(ctx, strings.Clone(path[len("/v1/auth"):]))
+		return "auth"
+	case path == "/v1/admin/requests" || strings.HasPrefix(path, "/v1/admin/requests/"):
+		s.handleAdminRequests(ctx, strings.Clone(path[len("/v1/admin/requests"):]))
+		return "admin_requests"
+	case strings.HasPrefix(path, "/v1/admin/agents/"):
+		s.handleAdminAgents(ctx, strings.Clone(path[len("/v1/admin/agents"):]))
+		return "admin_agents"
+	case path == "/v1/admin/audit":
+		s.handleAudit(ctx)
+		return "admin_audit"
 	case path == "/v1/admin/trust":
 		s.handleTrust(ctx)
 		return "admin_trust"

@@ -62,7 +62,7 @@ func (s *Server) handleVerify(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, "BAD_REQUEST", `no token: send {"token": "...", "scope": "..."} or an Authorization: Bearer header`)
 		return
 	}
-	r := s.opts.Verifier.Verify(token, scope)
+	r := s.verifyFrom(ctx, token, scope, false)
 	ctx.SetStatusCode(r.Reason.HTTPStatus())
 	ctx.SetContentType("application/json")
 	// The answer is written straight into the response's body buffer.
