@@ -417,7 +417,7 @@ func TestFaultCorruptStore(t *testing.T) {
 func TestFaultCrashDuringWrites(t *testing.T) {
 	rounds := 10
 	if faultsLong() {
-		rounds = 300
+		rounds = 1000
 	}
 	var acked atomic.Int64
 	for round := range rounds {

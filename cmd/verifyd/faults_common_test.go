@@ -44,9 +44,13 @@ func randomBytes(n int) []byte {
 }
 
 // faultConfig is a configuration with an HS256 trust source, followed by
-// extra (more YAML).
+// extra (more YAML). The throttle is off: the tests present refused
+// credentials on purpose (rotated-out PAT secrets among them, which would
+// cool their PAT id down), and the throttle has tests of its own.
 func faultConfig(extra string) string {
 	return `
+throttle:
+  enabled: false
 trust:
   sources:
     - name: proxy
