@@ -34,8 +34,8 @@ deps: ## install the system programs the tests drive (gcc, nginx, rabbitmq-serve
 	@bash .ci/install-deps
 
 .PHONY: faults soak
-faults: deps ## the failure tests of SECURITY.md §3.3 (docs/reliability.md); VERIFYD_FAULTS_LONG=1 runs their long versions
-	$(GO) test -race -count=1 -run 'Fault' -timeout 45m ./...
+faults: deps ## the failure tests of SECURITY.md §3.3 (docs/reliability.md), logging their figures; VERIFYD_FAULTS_LONG=1 runs their long versions
+	$(GO) test -race -count=1 -v -run 'Fault' -timeout 45m ./...
 
 soak: ## mixed load for $(SOAK) with no growth of goroutines or memory (not in CI): make soak SOAK=10m
 	VERIFYD_SOAK=$(SOAK) $(GO) test -count=1 -run '^TestSoak$$' -timeout 90m -v ./cmd/verifyd/

@@ -279,7 +279,7 @@ trust:
 				case <-time.After(20 * time.Second):
 					t.Fatal("no fetch stalled in 20s")
 				}
-				for range 20 {
+				for range 50 {
 					stalled = append(stalled, expect("a token during a stalled fetch", token("es-1", "es-1"), 200, "ok"))
 				}
 				<-done
