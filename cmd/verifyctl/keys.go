@@ -194,9 +194,9 @@ Flags:
 	},
 }
 
-// idCommand returns a command that takes one key id and prints the key that
-// call returns.
-func idCommand(name, summary, help string, call func(c *adminclient.Client, ctx context.Context, id string) (adminclient.Key, error)) *command {
+// idCommand returns a command that takes one id (of a key, a PAT, an
+// access request) and prints, with print, what call returns for it.
+func idCommand[T any](name, summary, help string, call func(c *adminclient.Client, ctx context.Context, id string) (T, error), print func(*session, T) error) *command {
 	return &command{
 		name:     name,
 		synopsis: name + " ID",
@@ -210,11 +210,11 @@ func idCommand(name, summary, help string, call func(c *adminclient.Client, ctx 
 				if err != nil {
 					return err
 				}
-				k, err := call(c, ctx, args[0])
+				v, err := call(c, ctx, args[0])
 				if err != nil {
 					return err
 				}
-				return s.printKey(k)
+				return print(s, v)
 			}
 		},
 	}
@@ -222,12 +222,12 @@ func idCommand(name, summary, help string, call func(c *adminclient.Client, ctx 
 
 var keysGetCmd = idCommand("keys get", "show one key",
 	"Shows the key with id ID. Its secret is never shown.\n",
-	(*adminclient.Client).GetKey)
+	(*adminclient.Client).GetKey, (*session).printKey)
 
 var keysRevokeCmd = idCommand("keys revoke", "revoke a key at once",
 	"Revokes the key with id ID: from the moment the command returns, the daemon\n"+
 		"refuses its secret. Prints the key as it now is.\n",
-	(*adminclient.Client).RevokeKey)
+	(*adminclient.Client).RevokeKey, (*session).printKey)
 
 var keysRotateCmd = &command{
 	name:     "keys rotate",

@@ -127,42 +127,16 @@ Flags:
 	},
 }
 
-// patIDCommand returns a command that takes one PAT id and prints the PAT
-// that call returns.
-func patIDCommand(name, summary, help string, call func(c *adminclient.Client, ctx context.Context, id string) (adminclient.PAT, error)) *command {
-	return &command{
-		name:     name,
-		synopsis: name + " ID",
-		summary:  summary,
-		help:     help,
-		minArgs:  1,
-		maxArgs:  1,
-		bind: func(*flag.FlagSet) func(context.Context, *session, []string) error {
-			return func(ctx context.Context, s *session, args []string) error {
-				c, err := s.client(true)
-				if err != nil {
-					return err
-				}
-				p, err := call(c, ctx, args[0])
-				if err != nil {
-					return err
-				}
-				return s.printPAT(p)
-			}
-		},
-	}
-}
-
-var patsGetCmd = patIDCommand("pats get", "show one personal access token",
+var patsGetCmd = idCommand("pats get", "show one personal access token",
 	"Shows the personal access token with id ID: its status, expiry, last use,\n"+
 		"and its scopes as tuples and as the patterns they grant. Its secret is never\n"+
 		"shown.\n",
-	(*adminclient.Client).GetPAT)
+	(*adminclient.Client).GetPAT, (*session).printPAT)
 
-var patsRevokeCmd = patIDCommand("pats revoke", "revoke a personal access token at once",
+var patsRevokeCmd = idCommand("pats revoke", "revoke a personal access token at once",
 	"Revokes the personal access token with id ID: from the moment the command\n"+
 		"returns, the daemon refuses it. Prints the PAT as it now is.\n",
-	(*adminclient.Client).RevokePAT)
+	(*adminclient.Client).RevokePAT, (*session).printPAT)
 
 var patsScopesCmd = &command{
 	name:     "pats scopes",

@@ -39,27 +39,9 @@ Flags:
 	},
 }
 
-var requestsGetCmd = &command{
-	name:     "requests get",
-	synopsis: "requests get ID",
-	summary:  "show one access request",
-	help:     "Shows the access request with id ID (or request token ID).\n",
-	minArgs:  1,
-	maxArgs:  1,
-	bind: func(*flag.FlagSet) func(context.Context, *session, []string) error {
-		return func(ctx context.Context, s *session, args []string) error {
-			c, err := s.client(true)
-			if err != nil {
-				return err
-			}
-			r, err := c.GetRequest(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return s.printRequest(r)
-		}
-	},
-}
+var requestsGetCmd = idCommand("requests get", "show one access request",
+	"Shows the access request with id ID (or request token ID).\n",
+	(*adminclient.Client).GetRequest, (*session).printRequest)
 
 var requestsApproveCmd = &command{
 	name:     "requests approve",
@@ -107,29 +89,10 @@ Flags:
 	},
 }
 
-var requestsDenyCmd = &command{
-	name:     "requests deny",
-	synopsis: "requests deny ID",
-	summary:  "deny an access request",
-	help: `Denies the pending access request with id ID. The agent sees "denied" when it
-polls, and may ask again. A request is decided once.
-`,
-	minArgs: 1,
-	maxArgs: 1,
-	bind: func(*flag.FlagSet) func(context.Context, *session, []string) error {
-		return func(ctx context.Context, s *session, args []string) error {
-			c, err := s.client(true)
-			if err != nil {
-				return err
-			}
-			r, err := c.DenyRequest(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return s.printRequest(r)
-		}
-	},
-}
+var requestsDenyCmd = idCommand("requests deny", "deny an access request",
+	"Denies the pending access request with id ID. The agent sees \"denied\" when it\n"+
+		"polls, and may ask again. A request is decided once.\n",
+	(*adminclient.Client).DenyRequest, (*session).printRequest)
 
 var agentsRevokeCmd = &command{
 	name:     "agents revoke",
