@@ -147,7 +147,7 @@ func clientWantResult(r verify.Result) Result {
 		}
 	}
 	if r.Reason == verify.OK {
-		w.Grant = r.Grant
+		w.Grant = r.Grant()
 	}
 	return w
 }

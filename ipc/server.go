@@ -804,7 +804,7 @@ func (c *serverConn) verify(id uint64, req VerifyRequest) {
 			r.Roles = p.Roles
 		}
 		if res.Reason == verify.OK {
-			r.Grant = res.Grant
+			r.Grant = res.Grant()
 		}
 	}
 	if n := r.Len(); n < 0 || n > MaxAnswerBytes {

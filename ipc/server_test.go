@@ -290,7 +290,7 @@ func expectedResult(r verify.Result) VerifyResult {
 		p := r.Principal
 		w.Subject, w.Kind, w.KeyID, w.Source, w.Realm, w.Roles = p.Subject, p.Kind, p.KeyID, p.Source, p.Realm, p.Roles
 		if r.Reason == verify.OK {
-			w.Grant = r.Grant
+			w.Grant = r.Grant()
 		}
 	}
 	return w

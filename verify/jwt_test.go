@@ -131,9 +131,9 @@ func TestVerifyJWT(t *testing.T) {
 				if len(p.Roles) != 1 || p.Roles[0] != "publisher" || len(p.Scopes) != 2 {
 					t.Errorf("%s: roles %v scopes %v", pass, p.Roles, p.Scopes)
 				}
-				if r.Grant != "mailbox:Alice@Example.com:*" {
+				if r.Grant() != "mailbox:Alice@Example.com:*" {
 					// the scope claim keeps the issuer's spelling; only the subject is lower-cased
-					t.Errorf("%s: grant %q", pass, r.Grant)
+					t.Errorf("%s: grant %q", pass, r.Grant())
 				}
 				if want := f.clock.Now().Add(10 * time.Minute); !r.ExpiresAt.Equal(want.Truncate(time.Second)) {
 					t.Errorf("%s: ExpiresAt %v, want %v", pass, r.ExpiresAt, want)
@@ -142,8 +142,8 @@ func TestVerifyJWT(t *testing.T) {
 					t.Errorf("%s: CacheTTL %v", pass, r.CacheTTL)
 				}
 			}
-			if r := f.v.Verify(tok, "tool:data:read"); r.Reason != OK || r.Grant != "tool:data:*" {
-				t.Errorf("tool:data:read: %v grant %q", r.Reason, r.Grant)
+			if r := f.v.Verify(tok, "tool:data:read"); r.Reason != OK || r.Grant() != "tool:data:*" {
+				t.Errorf("tool:data:read: %v grant %q", r.Reason, r.Grant())
 			}
 			if r := f.v.Verify(tok, "tool:admin:read"); r.Reason != Forbidden || r.Principal == nil {
 				t.Errorf("tool:admin:read: %v, want forbidden with a principal", r.Reason)

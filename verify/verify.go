@@ -26,7 +26,6 @@ type Result struct {
 	// zero Decision otherwise. Its strings point into the policy and the
 	// principal and are read-only.
 	Decision  rbac.Decision
-	Grant     string        // the pattern that granted the scope (Decision.Pattern); "" for a stream rule or without a scope
 	ExpiresAt time.Time     // when the presented secret stops working; zero means never
 	CacheTTL  time.Duration // how long the caller may reuse this answer; 0 means not at all
 }
@@ -35,6 +34,15 @@ type Result struct {
 // of a valid credential.
 func (r Result) Decided() bool {
 	return r.Reason == Forbidden || r.Reason == OK && r.Decision.Allowed
+}
+
+// Grant returns the pattern that granted the scope: Decision.Pattern of
+// an allowed decision; "" for a stream rule, a denial, or without a scope.
+func (r Result) Grant() string {
+	if !r.Decision.Allowed {
+		return ""
+	}
+	return r.Decision.Pattern
 }
 
 // Allowed reports whether the result allows the request.
@@ -267,7 +275,6 @@ func (v *Verifier) valid(p *rbac.Principal, notAfter, now time.Time) Result {
 // would be refused as unauthenticated, 401, not forbidden).
 func (res *Result) decide(b *rbac.Binding, scope string) {
 	res.Decision = b.Decide(scope)
-	res.Grant = res.Decision.Pattern
 	if !res.Decision.Allowed {
 		res.Reason = Forbidden
 	}
@@ -283,5 +290,4 @@ func (res *Result) decideOwn(p *rbac.Principal, scope string) {
 		return
 	}
 	res.Decision = rbac.Decision{Allowed: true, Reason: rbac.Granted, Pattern: g}
-	res.Grant = g
 }

@@ -93,8 +93,8 @@ func TestVerifyReasons(t *testing.T) {
 				if r.Principal.Subject != "alice" || r.Principal.KeyID != rec.ID || r.CacheTTL != 5*time.Second || !r.ExpiresAt.Equal(rec.ExpiresAt) {
 					t.Errorf("result %+v, principal %+v", r, r.Principal)
 				}
-				if tc.scope != "" && r.Grant != "tool:data:*" {
-					t.Errorf("grant %q", r.Grant)
+				if tc.scope != "" && r.Grant() != "tool:data:*" {
+					t.Errorf("grant %q", r.Grant())
 				}
 			}
 		})

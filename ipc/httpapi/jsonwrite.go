@@ -75,9 +75,9 @@ func appendVerifyAllowed(b []byte, r verify.Result, keys []string) ([]byte, []st
 		b = append(b, '}')
 		clear(keys) // keep no principal's strings alive in the pool
 	}
-	if r.Grant != "" {
+	if g := r.Grant(); g != "" {
 		b = append(b, `,"grant":`...)
-		b = appendJSONString(b, r.Grant)
+		b = appendJSONString(b, g)
 	}
 	if !r.ExpiresAt.IsZero() {
 		b = append(b, `,"expires_at":"`...)

@@ -57,7 +57,7 @@ func referenceAnswer(t *testing.T, r verify.Result) []byte {
 		out := verifyAllowed{
 			Allow: true, Status: r.Reason.String(), Reason: answerReason(r),
 			Subject: p.Subject, Kind: p.Kind, KeyID: p.KeyID, Source: p.Source, Realm: p.Realm,
-			Roles: p.Roles, Scopes: p.Scopes, Projects: p.ProjectRoles, Grant: r.Grant,
+			Roles: p.Roles, Scopes: p.Scopes, Projects: p.ProjectRoles, Grant: r.Grant(),
 			CacheTTLms: r.CacheTTL.Milliseconds(),
 		}
 		if r.Decided() {
@@ -113,8 +113,8 @@ func TestVerifyAnswersMatchEncodingJSON(t *testing.T) {
 	cases := map[string]verify.Result{
 		"allowed, every member": {
 			Reason: verify.OK, Principal: full,
-			Decision: rbac.Decision{Allowed: true, Reason: rbac.Granted, Role: "publisher", Project: "p1", Pattern: "projects/p1/topics/*:publish"},
-			Grant:    "projects/p1/topics/*:publish", ExpiresAt: time.Date(2031, 2, 3, 4, 5, 6, 789, paris), CacheTTL: 4321 * time.Millisecond,
+			Decision:  rbac.Decision{Allowed: true, Reason: rbac.Granted, Role: "publisher", Project: "p1", Pattern: "projects/p1/topics/*:publish"},
+			ExpiresAt: time.Date(2031, 2, 3, 4, 5, 6, 789, paris), CacheTTL: 4321 * time.Millisecond,
 		},
 		"allowed, stream rule": {
 			Reason: verify.OK, Principal: full,
@@ -150,7 +150,6 @@ func TestVerifyAnswersMatchEncodingJSON(t *testing.T) {
 				ProjectRoles: map[string][]string{s: {s}, nasty[(i+1)%len(nasty)]: {s}},
 			},
 			Decision: rbac.Decision{Allowed: true, Reason: rbac.Granted, Role: s, Project: s, Pattern: s},
-			Grant:    s,
 		}
 	}
 	for name, r := range cases {
