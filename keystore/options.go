@@ -61,6 +61,12 @@ type Options struct {
 	// tests may pass vfs.NewMem().
 	FS vfs.FS
 
+	// Replicator, when set, makes the store a replica of a shared log:
+	// every write is committed through it and applied when the log
+	// delivers it ([Store.ApplyReplicated]). nil: the store is its own
+	// source of truth.
+	Replicator Replicator
+
 	// ErrorIfNotExists makes Open fail when dir holds no store, instead of
 	// creating an empty one.
 	ErrorIfNotExists bool

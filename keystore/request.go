@@ -243,18 +243,23 @@ func agentRequestKey(agentID string) []byte {
 	return append([]byte{prefixAgentRequest}, agentID...)
 }
 
-// A requestChange replaces request old (nil when there is none) by new.
-type requestChange struct{ old, new *AccessRequest }
-
 // stageRequest adds c to b: the request, and the agent index when the
-// request is new (a request's agent never changes).
-func stageRequest(b *pebble.Batch, c requestChange) error {
-	if err := b.Set(requestKey(c.new.ID), c.new.AppendEncode(nil), nil); err != nil {
-		return fmt.Errorf("keystore: write request %s: %w", c.new.ID, err)
+// request is new (a request's agent never changes). A nil c.New (only from
+// a replication feed) deletes the request; the agent index is left to
+// point at nothing, which readers treat as no request.
+func stageRequest(b *pebble.Batch, c RequestChange) error {
+	if c.New == nil {
+		if err := b.Delete(requestKey(c.Old.ID), nil); err != nil {
+			return fmt.Errorf("keystore: delete request %s: %w", c.Old.ID, err)
+		}
+		return nil
 	}
-	if c.old == nil {
-		if err := b.Set(agentRequestKey(c.new.AgentID), []byte(c.new.ID), nil); err != nil {
-			return fmt.Errorf("keystore: write request %s: %w", c.new.ID, err)
+	if err := b.Set(requestKey(c.New.ID), c.New.AppendEncode(nil), nil); err != nil {
+		return fmt.Errorf("keystore: write request %s: %w", c.New.ID, err)
+	}
+	if c.Old == nil {
+		if err := b.Set(agentRequestKey(c.New.AgentID), []byte(c.New.ID), nil); err != nil {
+			return fmt.Errorf("keystore: write request %s: %w", c.New.ID, err)
 		}
 	}
 	return nil

@@ -254,30 +254,22 @@ func (d *decoder) revocation(typ byte) (id string, at, created time.Time, creato
 // the earlier one that made this one change nothing). ctx is checked
 // before writing.
 func (s *Store) RevokeToken(ctx context.Context, r TokenRevocation) (TokenRevocation, error) {
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = time.Now()
-	}
-	r = r.normalize()
-	if err := r.Validate(); err != nil {
+	var out TokenRevocation
+	var wrote bool
+	_, err := s.run(ctx, func() (*ChangeSet, error) {
+		cs := &ChangeSet{}
+		var err error
+		out, err = cs.revokeToken(s, r)
+		wrote = !cs.empty()
+		return cs, err
+	})
+	if err != nil {
 		return TokenRevocation{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
-		return TokenRevocation{}, ErrClosed
+	if wrote {
+		s.m.writeRevocation.Inc()
 	}
-	old, exists := s.tokenRevs[r.TokenID]
-	merged, changed := mergeTokenRevocation(old, exists, r)
-	if !changed {
-		return old, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return TokenRevocation{}, err
-	}
-	if err := s.writeRevocations(revocationChange{token: &merged}); err != nil {
-		return TokenRevocation{}, err
-	}
-	return merged, nil
+	return out, nil
 }
 
 // RevokeSubject revokes every JWT of r.Subject issued before r.NotBefore and
@@ -290,6 +282,49 @@ func (s *Store) RevokeToken(ctx context.Context, r TokenRevocation) (TokenRevoca
 //
 // Durability and visibility are those of [Store.RevokeToken].
 func (s *Store) RevokeSubject(ctx context.Context, r SubjectRevocation) (SubjectRevocation, error) {
+	var out SubjectRevocation
+	var wrote bool
+	_, err := s.run(ctx, func() (*ChangeSet, error) {
+		cs := &ChangeSet{}
+		var err error
+		out, err = cs.revokeSubject(s, r)
+		wrote = !cs.empty()
+		return cs, err
+	})
+	if err != nil {
+		return SubjectRevocation{}, err
+	}
+	if wrote {
+		s.m.writeRevocation.Inc()
+	}
+	return out, nil
+}
+
+// revokeToken adds to cs the token revocation r merged with the one in
+// effect in s, unless that changes nothing, and returns the revocation in
+// effect once cs is committed. mu must be held.
+func (cs *ChangeSet) revokeToken(s *Store, r TokenRevocation) (TokenRevocation, error) {
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = time.Now()
+	}
+	r = r.normalize()
+	if err := r.Validate(); err != nil {
+		return TokenRevocation{}, err
+	}
+	old, exists := s.tokenRevs[r.TokenID]
+	merged, changed := mergeTokenRevocation(old, exists, r)
+	if changed {
+		c := RevocationChange{Token: &merged}
+		if exists {
+			c.OldToken = &old
+		}
+		cs.Revocations = append(cs.Revocations, c)
+	}
+	return merged, nil
+}
+
+// revokeSubject is revokeToken for a subject revocation.
+func (cs *ChangeSet) revokeSubject(s *Store, r SubjectRevocation) (SubjectRevocation, error) {
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = time.Now()
 	}
@@ -297,21 +332,14 @@ func (s *Store) RevokeSubject(ctx context.Context, r SubjectRevocation) (Subject
 	if err := r.Validate(); err != nil {
 		return SubjectRevocation{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
-		return SubjectRevocation{}, ErrClosed
-	}
 	old, exists := s.subjectRevs[r.Subject]
 	merged, changed := mergeSubjectRevocation(old, exists, r)
-	if !changed {
-		return old, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return SubjectRevocation{}, err
-	}
-	if err := s.writeRevocations(revocationChange{subject: &merged}); err != nil {
-		return SubjectRevocation{}, err
+	if changed {
+		c := RevocationChange{Subject: &merged}
+		if exists {
+			c.OldSubject = &old
+		}
+		cs.Revocations = append(cs.Revocations, c)
 	}
 	return merged, nil
 }
@@ -340,36 +368,16 @@ func mergeSubjectRevocation(old SubjectRevocation, exists bool, r SubjectRevocat
 	return old, false
 }
 
-// A revocationChange is one revocation to store, already merged with the
-// state in effect: exactly one of token and subject is set.
-type revocationChange struct {
-	token   *TokenRevocation
-	subject *SubjectRevocation
-}
-
-// writeRevocations stores changes in one synced batch through commit,
-// which applies them to the in-memory sets and advances the revocation
-// generation once they are durable. If the commit fails, memory is left as
-// it was: it then holds only revocations known to be durable, which the
-// merges rely on. mu must be held; the changes must be valid and merged.
-func (s *Store) writeRevocations(changes ...revocationChange) error {
-	if err := s.commit(&batch{revocations: changes}); err != nil {
-		return err
-	}
-	s.m.writeRevocation.Inc()
-	return nil
-}
-
 // stageRevocations adds changes to b.
-func stageRevocations(b *pebble.Batch, changes []revocationChange) error {
+func stageRevocations(b *pebble.Batch, changes []RevocationChange) error {
 	var vb []byte
 	for _, c := range changes {
 		var key []byte
 		switch {
-		case c.token != nil:
-			key, vb = tokenRevocationKey(c.token.TokenID), c.token.AppendEncode(vb[:0])
-		case c.subject != nil:
-			key, vb = subjectRevocationKey(c.subject.Subject), c.subject.AppendEncode(vb[:0])
+		case c.Token != nil:
+			key, vb = tokenRevocationKey(c.Token.TokenID), c.Token.AppendEncode(vb[:0])
+		case c.Subject != nil:
+			key, vb = subjectRevocationKey(c.Subject.Subject), c.Subject.AppendEncode(vb[:0])
 		default:
 			panic("keystore: empty revocation change")
 		}
@@ -382,13 +390,13 @@ func stageRevocations(b *pebble.Batch, changes []revocationChange) error {
 
 // applyRevocations applies committed changes to the in-memory sets, then
 // advances the revocation generation. mu must be held.
-func (s *Store) applyRevocations(changes []revocationChange) {
+func (s *Store) applyRevocations(changes []RevocationChange) {
 	s.revMu.Lock()
 	for _, c := range changes {
-		if c.token != nil {
-			s.tokenRevs[c.token.TokenID] = *c.token
+		if c.Token != nil {
+			s.tokenRevs[c.Token.TokenID] = *c.Token
 		} else {
-			s.subjectRevs[c.subject.Subject] = *c.subject
+			s.subjectRevs[c.Subject.Subject] = *c.Subject
 		}
 	}
 	s.revMu.Unlock()
@@ -532,20 +540,20 @@ func (s *Store) scan(p byte, fn func(key, value []byte) error) error {
 	lower := []byte{p}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
-		return fmt.Errorf("keystore: load revocations: %w", err)
+		return fmt.Errorf("keystore: read %q entries: %w", p, err)
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return fmt.Errorf("keystore: load revocations: %w", err)
+			return fmt.Errorf("keystore: read %q entries: %w", p, err)
 		}
 		if err := fn(it.Key(), v); err != nil {
-			return fmt.Errorf("%w: revocation %.64q: %w", ErrCorrupt, it.Key(), err)
+			return fmt.Errorf("%w: entry %.64q: %w", ErrCorrupt, it.Key(), err)
 		}
 	}
 	if err := it.Error(); err != nil {
-		return fmt.Errorf("keystore: load revocations: %w", err)
+		return fmt.Errorf("keystore: read %q entries: %w", p, err)
 	}
 	return nil
 }

@@ -139,6 +139,11 @@ type Store struct {
 	auditRetention   time.Duration
 	requestPurgeFrom []byte
 
+	// repl, when set, commits writes to the shared log (replicated mode);
+	// replicaPos is how far the replica has followed it.
+	repl       Replicator
+	replicaPos atomic.Pointer[ReplicaPos]
+
 	touches   chan touchNote
 	pendingMu sync.Mutex
 	pending   map[string]int64 // noted uses not yet written; guarded by pendingMu
@@ -177,6 +182,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		stop:        make(chan struct{}),
 
 		auditRetention: o.AuditRetention,
+		repl:           o.Replicator,
 		done:           make(chan struct{}),
 	}
 	s.m = newMetrics(
@@ -268,6 +274,9 @@ func Open(dir string, opts *Options) (*Store, error) {
 	}
 	if err == nil {
 		err = s.loadAuditSeq()
+	}
+	if err == nil {
+		err = s.loadReplicaPos()
 	}
 	if err != nil {
 		s.cache.Close()

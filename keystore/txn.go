@@ -19,7 +19,7 @@ import (
 // used by another goroutine, nor call the Store.
 type Txn struct {
 	s *Store
-	b batch
+	b ChangeSet
 }
 
 // Apply runs fn under the store's write lock, so that nothing is written
@@ -27,43 +27,38 @@ type Txn struct {
 // synced batch. If fn returns an error, Apply returns it unchanged and
 // writes nothing. It returns the audit entries committed, with their Time
 // and Seq. ctx is checked before writing; nothing is written when fn
-// staged nothing.
+// staged nothing. In replicated mode fn may run more than once: again when
+// another node changed what it read before its change reached the shared
+// log (see [Replicator]); only the last run's changes are written.
 func (s *Store) Apply(ctx context.Context, fn func(*Txn) error) ([]AuditEntry, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
-		return nil, ErrClosed
+	var tx *Txn
+	audit, err := s.run(ctx, func() (*ChangeSet, error) {
+		tx = &Txn{s: s}
+		if err := fn(tx); err != nil {
+			return nil, err
+		}
+		return &tx.b, nil
+	})
+	if err != nil || tx.b.empty() {
+		return audit, err
 	}
-	tx := &Txn{s: s}
-	if err := fn(tx); err != nil {
-		return nil, err
-	}
-	if tx.b.empty() {
-		return nil, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := s.commit(&tx.b); err != nil {
-		return nil, err
-	}
-	for _, c := range tx.b.records {
-		if c.old == nil {
+	for _, c := range tx.b.Records {
+		if c.Old == nil {
 			s.m.writeCreate.Inc()
 		} else {
 			s.m.writeUpdate.Inc()
 		}
 	}
-	if len(tx.b.revocations) > 0 {
+	if len(tx.b.Revocations) > 0 {
 		s.m.writeRevocation.Inc()
 	}
-	if len(tx.b.requests) > 0 {
+	if len(tx.b.Requests) > 0 {
 		s.m.writeRequest.Inc()
 	}
-	if len(tx.b.audit) > 0 {
+	if len(tx.b.Audit) > 0 {
 		s.m.writeAudit.Inc()
 	}
-	return tx.b.audit, nil
+	return audit, nil
 }
 
 // Audit appends entries to the audit log, synced, and returns them as
@@ -79,8 +74,8 @@ func (s *Store) Audit(ctx context.Context, entries ...AuditEntry) ([]AuditEntry,
 
 // Get returns record id as staged or committed, or ErrNotFound.
 func (tx *Txn) Get(id string) (Record, error) {
-	for i := len(tx.b.records) - 1; i >= 0; i-- {
-		if r := tx.b.records[i].new; r.ID == id {
+	for i := len(tx.b.Records) - 1; i >= 0; i-- {
+		if r := tx.b.Records[i].New; r.ID == id {
 			return r.clone(), nil
 		}
 	}
@@ -110,7 +105,7 @@ func (tx *Txn) Create(r Record) (Record, error) {
 	if err := tx.digestsFree(&r); err != nil {
 		return Record{}, err
 	}
-	tx.b.records = append(tx.b.records, change{nil, &r})
+	tx.b.Records = append(tx.b.Records, RecordChange{nil, &r})
 	return r, nil
 }
 
@@ -121,22 +116,14 @@ func (tx *Txn) Update(id string, fn func(*Record) error) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	r := old.clone()
-	if err := fn(&r); err != nil {
-		return Record{}, err
-	}
-	if r.ID != id {
-		return Record{}, fmt.Errorf("%w: %s became %q", ErrIDChanged, id, r.ID)
-	}
-	r.Version = old.Version + 1
-	r = r.normalize()
-	if err := r.Validate(); err != nil {
+	r, err := updated(&old, fn)
+	if err != nil {
 		return Record{}, err
 	}
 	if err := tx.digestsFree(&r); err != nil {
 		return Record{}, err
 	}
-	tx.b.records = append(tx.b.records, change{&old, &r})
+	tx.b.Records = append(tx.b.Records, RecordChange{&old, &r})
 	return r, nil
 }
 
@@ -150,8 +137,8 @@ func (tx *Txn) digestsFree(r *Record) error {
 		case ok && id != r.ID:
 			return fmt.Errorf("%w: %v", ErrDigestInUse, d)
 		}
-		for _, c := range tx.b.records {
-			if c.new.ID != r.ID && contains(digestsOf(c.new), d) {
+		for _, c := range tx.b.Records {
+			if c.New.ID != r.ID && contains(digestsOf(c.New), d) {
 				return fmt.Errorf("%w: %v", ErrDigestInUse, d)
 			}
 		}
@@ -162,8 +149,8 @@ func (tx *Txn) digestsFree(r *Record) error {
 // Request returns access request id as staged or committed, or
 // ErrNotFound.
 func (tx *Txn) Request(id string) (AccessRequest, error) {
-	for i := len(tx.b.requests) - 1; i >= 0; i-- {
-		if r := tx.b.requests[i].new; r.ID == id {
+	for i := len(tx.b.Requests) - 1; i >= 0; i-- {
+		if r := tx.b.Requests[i].New; r.ID == id {
 			return *r, nil
 		}
 	}
@@ -214,49 +201,25 @@ func (tx *Txn) PutRequest(r AccessRequest) (AccessRequest, error) {
 	case !errors.Is(err, ErrNotFound):
 		return AccessRequest{}, err
 	}
-	tx.b.requests = append(tx.b.requests, requestChange{old, &r})
+	tx.b.Requests = append(tx.b.Requests, RequestChange{old, &r})
 	return r, nil
 }
 
 // RevokeToken stages the JWT revocation r merged with the one in effect, as
 // [Store.RevokeToken] does, and returns the revocation in effect once it is
-// committed. It stages nothing when r changes nothing. r must be valid.
+// committed. It stages nothing when r changes nothing.
 func (tx *Txn) RevokeToken(r TokenRevocation) (TokenRevocation, error) {
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = time.Now()
-	}
-	r = r.normalize()
-	if err := r.Validate(); err != nil {
-		return TokenRevocation{}, err
-	}
-	old, exists := tx.s.tokenRevs[r.TokenID]
-	merged, changed := mergeTokenRevocation(old, exists, r)
-	if changed {
-		tx.b.revocations = append(tx.b.revocations, revocationChange{token: &merged})
-	}
-	return merged, nil
+	return tx.b.revokeToken(tx.s, r)
 }
 
 // RevokeSubject is RevokeToken for a subject revocation (see
 // [Store.RevokeSubject]).
 func (tx *Txn) RevokeSubject(r SubjectRevocation) (SubjectRevocation, error) {
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = time.Now()
-	}
-	r = r.normalize()
-	if err := r.Validate(); err != nil {
-		return SubjectRevocation{}, err
-	}
-	old, exists := tx.s.subjectRevs[r.Subject]
-	merged, changed := mergeSubjectRevocation(old, exists, r)
-	if changed {
-		tx.b.revocations = append(tx.b.revocations, revocationChange{subject: &merged})
-	}
-	return merged, nil
+	return tx.b.revokeSubject(tx.s, r)
 }
 
 // Audit stages audit entries. They are validated at commit: an invalid one
 // fails the whole Apply (see [AuditEntry.Validate]).
 func (tx *Txn) Audit(entries ...AuditEntry) {
-	tx.b.audit = append(tx.b.audit, entries...)
+	tx.b.Audit = append(tx.b.Audit, entries...)
 }

@@ -14,7 +14,7 @@ import (
 // Limits on meta values.
 const (
 	MaxMetaNameLen  = 128     // bytes of a meta name
-	MaxMetaValueLen = 1 << 16 // bytes of a meta value
+	MaxMetaValueLen = 1 << 20 // bytes of a meta value (a replicated policy document is one)
 )
 
 // Create stores a new record and returns it as stored: Version 1, times in
@@ -32,25 +32,28 @@ func (s *Store) Create(ctx context.Context, r Record) (Record, error) {
 	if err := r.Validate(); err != nil {
 		return Record{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
-		return Record{}, ErrClosed
-	}
-	switch _, err := s.getRecord(r.ID); {
-	case err == nil:
-		return Record{}, fmt.Errorf("%w: %s", ErrExists, r.ID)
-	case !errors.Is(err, ErrNotFound):
-		return Record{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return Record{}, err
-	}
-	if err := s.write(change{nil, &r}); err != nil {
+	if _, err := s.run(ctx, func() (*ChangeSet, error) {
+		if err := s.absent(r.ID); err != nil {
+			return nil, err
+		}
+		return &ChangeSet{Records: []RecordChange{{nil, &r}}}, nil
+	}); err != nil {
 		return Record{}, err
 	}
 	s.m.writeCreate.Inc()
 	return r, nil
+}
+
+// absent returns nil when no record has ID id, ErrExists when one has. mu
+// must be held.
+func (s *Store) absent(id string) error {
+	switch _, err := s.getRecord(id); {
+	case err == nil:
+		return fmt.Errorf("%w: %s", ErrExists, id)
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	return nil
 }
 
 // CreateBatch stores new records in one synced batch, all or none, and
@@ -85,25 +88,16 @@ func (s *Store) CreateBatch(ctx context.Context, rs []Record) ([]Record, error) 
 		}
 		out[i] = r
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	changes := make([]change, len(out))
-	for i := range out {
-		switch _, err := s.getRecord(out[i].ID); {
-		case err == nil:
-			return nil, fmt.Errorf("%w: %s", ErrExists, out[i].ID)
-		case !errors.Is(err, ErrNotFound):
-			return nil, err
+	if _, err := s.run(ctx, func() (*ChangeSet, error) {
+		changes := make([]RecordChange, len(out))
+		for i := range out {
+			if err := s.absent(out[i].ID); err != nil {
+				return nil, err
+			}
+			changes[i] = RecordChange{nil, &out[i]}
 		}
-		changes[i] = change{nil, &out[i]}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := s.write(changes...); err != nil {
+		return &ChangeSet{Records: changes}, nil
+	}); err != nil {
 		return nil, err
 	}
 	s.m.writeCreate.Add(float64(len(out)))
@@ -117,98 +111,155 @@ func (s *Store) CreateBatch(ctx context.Context, rs []Record) ([]Record, error) 
 // [Record.Validate]; its Version is set to the old one plus one, and a
 // digest it adds must not index another record (ErrDigestInUse). Digests
 // the result no longer lists stop resolving at once: once Update returns,
-// no Lookup returns the old state. fn must not call the Store. The write is
-// synced before Update returns; ctx is checked before writing.
+// no Lookup returns the old state. fn must not call the Store; in
+// replicated mode it may run more than once (see [Replicator]). The write
+// is synced before Update returns; ctx is checked before writing.
 func (s *Store) Update(ctx context.Context, id string, fn func(*Record) error) (Record, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
-		return Record{}, ErrClosed
-	}
-	old, err := s.getRecord(id)
-	if err != nil {
+	var out Record
+	if _, err := s.run(ctx, func() (*ChangeSet, error) {
+		old, err := s.getRecord(id)
+		if err != nil {
+			return nil, err
+		}
+		r, err := updated(&old, fn)
+		if err != nil {
+			return nil, err
+		}
+		out = r
+		return &ChangeSet{Records: []RecordChange{{&old, &r}}}, nil
+	}); err != nil {
 		return Record{}, err
 	}
+	s.m.writeUpdate.Inc()
+	return out, nil
+}
+
+// updated returns fn applied to a copy of old, checked and with its
+// version advanced (see Update).
+func updated(old *Record, fn func(*Record) error) (Record, error) {
 	r := old.clone()
 	if err := fn(&r); err != nil {
 		return Record{}, err
 	}
-	if r.ID != id {
-		return Record{}, fmt.Errorf("%w: %s became %q", ErrIDChanged, id, r.ID)
+	if r.ID != old.ID {
+		return Record{}, fmt.Errorf("%w: %s became %q", ErrIDChanged, old.ID, r.ID)
 	}
 	r.Version = old.Version + 1
 	r = r.normalize()
 	if err := r.Validate(); err != nil {
 		return Record{}, err
 	}
-	if err := ctx.Err(); err != nil {
-		return Record{}, err
-	}
-	if err := s.write(change{&old, &r}); err != nil {
-		return Record{}, err
-	}
-	s.m.writeUpdate.Inc()
 	return r, nil
 }
 
-// change replaces record old (nil when there is none) by new.
-type change struct{ old, new *Record }
+// maxAttempts bounds how often a replicated write is built again after a
+// concurrent change on another node invalidated what it read.
+const maxAttempts = 8
 
-// write commits record changes in one synced batch (see commit). mu must be
-// held; the new records must be valid and their IDs and digests distinct.
-func (s *Store) write(changes ...change) error {
-	return s.commit(&batch{records: changes})
+// run builds a change set under the write lock and commits it. Without a
+// replicator it commits here, in one synced batch, before releasing the
+// lock. With one, it releases the lock and hands the set to the replicator,
+// which returns once the change is committed to the shared log and applied
+// to this store; when a guard of the set failed (another node changed what
+// build read), run builds it again from the state that includes that
+// change. build returns a nil or empty set to write nothing. run returns
+// the audit entries as this store committed them.
+func (s *Store) run(ctx context.Context, build func() (*ChangeSet, error)) ([]AuditEntry, error) {
+	for attempt := 1; ; attempt++ {
+		s.mu.Lock()
+		if s.closed.Load() {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		cs, err := build()
+		if err == nil && !cs.empty() {
+			err = ctx.Err()
+		}
+		if err != nil || cs.empty() {
+			s.mu.Unlock()
+			return nil, err
+		}
+		if s.repl == nil {
+			err := s.commit(cs, nil)
+			s.mu.Unlock()
+			if err != nil {
+				return nil, err
+			}
+			return cs.Audit, nil
+		}
+		for i := range cs.Audit {
+			if cs.Audit[i].Time.IsZero() {
+				cs.Audit[i].Time = time.Now().UTC()
+			}
+		}
+		s.mu.Unlock()
+		audit, err := s.repl.Replicate(ctx, cs)
+		if errors.Is(err, ErrConflict) && attempt < maxAttempts {
+			continue
+		}
+		return audit, err
+	}
 }
 
-// A batch is what one synced commit writes: record changes, access-request
-// changes, JWT revocations (already merged with the ones in effect) and
-// audit entries, all or none.
-type batch struct {
-	records     []change
-	requests    []requestChange
-	revocations []revocationChange
-	audit       []AuditEntry
-}
-
-func (b *batch) empty() bool {
-	return len(b.records)+len(b.requests)+len(b.revocations)+len(b.audit) == 0
-}
-
-// commit is the store's single write path. It stages b: for each record it
-// checks that the digests the new one adds index no other record and
+// commit is the store's single write path. It stages cs: for each record
+// it checks that the digests the new one adds index no other record and
 // derives every index change from the old/new pair; then requests,
-// revocations and audit entries (giving the entries their sequence
-// numbers). It commits with pebble.Sync, then invalidates the cached state
-// of every digest any of the records lists, and, only once the commit
-// succeeded, applies the revocations and pending requests to memory and
-// advances the revocation generation. Every write goes through commit,
-// whether it comes from the admin API or, later, from a replication feed.
-// mu must be held.
-func (s *Store) commit(bt *batch) error {
+// revocations, meta values and audit entries (giving the entries their
+// sequence numbers), and, for a change from a replication feed, the
+// position in the feed. It commits with pebble.Sync, then invalidates the
+// cached state of every digest any of the records lists, and, only once
+// the commit succeeded, applies the revocations and pending requests to
+// memory and advances the revocation generation. Every write goes through
+// commit, whether it comes from the admin API or from a replication feed
+// ([Store.ApplyReplicated]). mu must be held.
+func (s *Store) commit(cs *ChangeSet, pos *ReplicaPos) error {
 	if err := s.writeRoom(); err != nil {
 		return err
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	var touched []Digest
-	for _, c := range bt.records {
-		if err := s.stage(b, c.old, c.new); err != nil {
+	if pos == nil {
+		for _, c := range cs.Records {
+			if err := s.digestsFreeFor(c.Old, c.New); err != nil {
+				return err
+			}
+		}
+	}
+	// Removals first: a digest may move from one record to another.
+	for _, c := range cs.Records {
+		if err := stageRemove(b, c.Old, c.New); err != nil {
 			return err
 		}
-		touched = append(append(touched, digestsOf(c.old)...), digestsOf(c.new)...)
+		touched = append(append(touched, digestsOf(c.Old)...), digestsOf(c.New)...)
 	}
-	for _, c := range bt.requests {
+	for _, c := range cs.Records {
+		if err := stagePut(b, c.Old, c.New); err != nil {
+			return err
+		}
+	}
+	for _, k := range cs.deletes {
+		if err := b.Delete(k, nil); err != nil {
+			return fmt.Errorf("keystore: write: %w", err)
+		}
+	}
+	for _, c := range cs.Requests {
 		if err := stageRequest(b, c); err != nil {
 			return err
 		}
 	}
-	if err := stageRevocations(b, bt.revocations); err != nil {
+	if err := stageRevocations(b, cs.Revocations); err != nil {
 		return err
 	}
-	if len(bt.audit) > 0 {
+	for _, c := range cs.Meta {
+		if err := b.Set(metaKey(c.Name), c.New, nil); err != nil {
+			return fmt.Errorf("keystore: write meta %s: %w", c.Name, err)
+		}
+	}
+	if len(cs.Audit) > 0 {
 		seq := s.auditSeq
-		for i := range bt.audit {
-			if err := s.stageAudit(b, &bt.audit[i]); err != nil {
+		for i := range cs.Audit {
+			if err := s.stageAudit(b, &cs.Audit[i]); err != nil {
 				s.auditSeq = seq
 				return err
 			}
@@ -217,8 +268,40 @@ func (s *Store) commit(bt *batch) error {
 			return fmt.Errorf("keystore: write audit entry: %w", err)
 		}
 	}
+	if pos != nil {
+		if err := b.Set(metaKey(metaReplicaPos), pos.appendBinary(nil), nil); err != nil {
+			return fmt.Errorf("keystore: write replica position: %w", err)
+		}
+	}
 	err := b.Commit(pebble.Sync)
 	// Invalidate even if the commit failed: its outcome is then unknown.
+	s.invalidate(touched)
+	if err != nil {
+		// Memory keeps only what is known to be durable, which the
+		// revocation merges rely on.
+		s.log.Error("write failed", slog.Int("records", len(cs.Records)), slog.Int("requests", len(cs.Requests)),
+			slog.Int("revocations", len(cs.Revocations)), slog.Int("audit_entries", len(cs.Audit)), slog.Any("err", err))
+		return fmt.Errorf("keystore: write: %w", err)
+	}
+	for _, c := range cs.Requests {
+		if c.New != nil {
+			s.notePending(c.New)
+		} else {
+			delete(s.pendingReqs, c.Old.ID)
+		}
+	}
+	if len(cs.Revocations) > 0 {
+		s.applyRevocations(cs.Revocations)
+	}
+	if pos != nil {
+		s.replicaPos.Store(pos)
+	}
+	return nil
+}
+
+// invalidate makes every later Lookup of the digests read the store again:
+// it advances their generations, then drops their cached state.
+func (s *Store) invalidate(touched []Digest) {
 	for i := range touched {
 		s.shard(&touched[i]).Add(1)
 	}
@@ -227,26 +310,18 @@ func (s *Store) commit(bt *batch) error {
 		s.cache.Del(key)
 		s.neg.Del(key)
 	}
-	if err != nil {
-		// Memory keeps only what is known to be durable, which the
-		// revocation merges rely on.
-		s.log.Error("write failed", slog.Int("records", len(bt.records)), slog.Int("requests", len(bt.requests)),
-			slog.Int("revocations", len(bt.revocations)), slog.Int("audit_entries", len(bt.audit)), slog.Any("err", err))
-		return fmt.Errorf("keystore: write: %w", err)
-	}
-	for _, c := range bt.requests {
-		s.notePending(c.new)
-	}
-	if len(bt.revocations) > 0 {
-		s.applyRevocations(bt.revocations)
-	}
-	return nil
 }
 
-// stage adds the replacement of old by new to b.
-func (s *Store) stage(b *pebble.Batch, old, new *Record) error {
-	oldDigests, newDigests := digestsOf(old), digestsOf(new)
-	for _, d := range newDigests {
+// digestsFreeFor returns ErrDigestInUse when new lists a digest that old
+// does not and that indexes another record. A change from the replication
+// feed skips this check: the shared log guards digests, and its order is
+// the truth.
+func (s *Store) digestsFreeFor(old, new *Record) error {
+	if new == nil {
+		return nil
+	}
+	oldDigests := digestsOf(old)
+	for _, d := range digestsOf(new) {
 		if contains(oldDigests, d) {
 			continue
 		}
@@ -257,24 +332,49 @@ func (s *Store) stage(b *pebble.Batch, old, new *Record) error {
 			return fmt.Errorf("%w: %v", ErrDigestInUse, d)
 		}
 	}
-	var kb [1 + len(Digest{})]byte
-	for _, d := range oldDigests {
+	return nil
+}
+
+// stageRemove adds to b the removal of what old indexes and new does not:
+// digests, the subject entry and, when new is nil (a deletion, only from
+// the replication feed), the record and its last use.
+func stageRemove(b *pebble.Batch, old, new *Record) error {
+	if old == nil {
+		return nil
+	}
+	var keys [][]byte
+	newDigests := digestsOf(new)
+	for _, d := range digestsOf(old) {
 		if !contains(newDigests, d) {
-			if err := b.Delete(digestKey(kb[:0], &d), nil); err != nil {
-				return fmt.Errorf("keystore: write %s: %w", new.ID, err)
-			}
+			keys = append(keys, digestKey(nil, &d))
 		}
 	}
-	for _, d := range newDigests {
+	if new == nil || old.Subject != new.Subject {
+		keys = append(keys, subjectKey(old.Subject, old.ID))
+	}
+	if new == nil {
+		keys = append(keys, recordKey(old.ID), lastUsedKey(old.ID))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k, nil); err != nil {
+			return fmt.Errorf("keystore: write %s: %w", old.ID, err)
+		}
+	}
+	return nil
+}
+
+// stagePut adds to b record new and what it indexes that old does not.
+func stagePut(b *pebble.Batch, old, new *Record) error {
+	if new == nil {
+		return nil
+	}
+	var kb [1 + len(Digest{})]byte
+	oldDigests := digestsOf(old)
+	for _, d := range digestsOf(new) {
 		if !contains(oldDigests, d) {
 			if err := b.Set(digestKey(kb[:0], &d), []byte(new.ID), nil); err != nil {
 				return fmt.Errorf("keystore: write %s: %w", new.ID, err)
 			}
-		}
-	}
-	if old != nil && old.Subject != new.Subject {
-		if err := b.Delete(subjectKey(old.Subject, old.ID), nil); err != nil {
-			return fmt.Errorf("keystore: write %s: %w", new.ID, err)
 		}
 	}
 	if old == nil || old.Subject != new.Subject {
@@ -312,34 +412,36 @@ func contains(ds []Digest, d Digest) bool {
 // stores its value (synced) before returning it; create's error is returned
 // unchanged and stores nothing. create runs under the store's write lock,
 // so concurrent callers agree on one value; it must not call the Store.
-// Meta holds small per-deployment values such as the API-key checksum key
-// or the admin-key digest. The returned slice is the caller's.
+// Meta holds small per-deployment values such as the admin-key digest. In
+// replicated mode the value is shared by every node: when another node
+// stored one first, Meta returns that one (create may then have run for
+// nothing). The returned slice is the caller's.
 func (s *Store) Meta(ctx context.Context, name string, create func() ([]byte, error)) ([]byte, error) {
 	if err := validMetaName(name); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	v, closer, err := s.db.Get(metaKey(name))
-	if err == nil {
-		v = append([]byte(nil), v...)
-		closer.Close()
-		return v, nil
-	}
-	if !errors.Is(err, pebble.ErrNotFound) {
-		return nil, fmt.Errorf("keystore: read meta %s: %w", name, err)
-	}
-	v, err = create()
+	var value, created []byte
+	_, err := s.run(ctx, func() (*ChangeSet, error) {
+		v, ok, err := s.getMeta(name)
+		if err != nil || ok {
+			value = v
+			return nil, err
+		}
+		if created == nil {
+			if created, err = create(); err != nil {
+				return nil, err
+			}
+			if err := validMetaValue(name, created); err != nil {
+				return nil, err
+			}
+		}
+		value = created
+		return &ChangeSet{Meta: []MetaChange{{Name: name, New: created}}}, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.setMeta(ctx, name, v); err != nil {
-		return nil, err
-	}
-	return v, nil
+	return value, nil
 }
 
 // SetMeta stores value under name, synced, replacing any previous value.
@@ -347,35 +449,61 @@ func (s *Store) SetMeta(ctx context.Context, name string, value []byte) error {
 	if err := validMetaName(name); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	return s.setMeta(ctx, name, value)
-}
-
-// setMeta writes a meta value. mu must be held.
-func (s *Store) setMeta(ctx context.Context, name string, value []byte) error {
-	if len(value) > MaxMetaValueLen {
-		return fmt.Errorf("keystore: meta %s: value of %d bytes exceeds %d", name, len(value), MaxMetaValueLen)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := validMetaValue(name, value); err != nil {
 		return err
 	}
-	if err := s.writeRoom(); err != nil {
+	value = append([]byte{}, value...)
+	_, err := s.run(ctx, func() (*ChangeSet, error) {
+		old, ok, err := s.getMeta(name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			old = nil
+		}
+		return &ChangeSet{Meta: []MetaChange{{Name: name, Old: old, New: value}}}, nil
+	})
+	if err != nil {
 		return err
-	}
-	if err := s.db.Set(metaKey(name), value, pebble.Sync); err != nil {
-		return fmt.Errorf("keystore: write meta %s: %w", name, err)
 	}
 	s.m.writeMeta.Inc()
 	return nil
 }
 
+// GetMeta returns the value named name and whether there is one.
+func (s *Store) GetMeta(name string) ([]byte, bool, error) {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed.Load() {
+		return nil, false, ErrClosed
+	}
+	return s.getMeta(name)
+}
+
+// getMeta reads meta value name. closeMu must be held for reading, or mu.
+func (s *Store) getMeta(name string) ([]byte, bool, error) {
+	v, closer, err := s.db.Get(metaKey(name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("keystore: read meta %s: %w", name, err)
+	}
+	v = append([]byte{}, v...)
+	closer.Close()
+	return v, true, nil
+}
+
 func validMetaName(name string) error {
 	if name == "" || !validLabel(name, MaxMetaNameLen) {
 		return fmt.Errorf("keystore: invalid meta name %.64q: must be 1 to %d bytes of UTF-8 without control characters", name, MaxMetaNameLen)
+	}
+	return nil
+}
+
+func validMetaValue(name string, value []byte) error {
+	if len(value) > MaxMetaValueLen {
+		return fmt.Errorf("keystore: meta %s: value of %d bytes exceeds %d", name, len(value), MaxMetaValueLen)
 	}
 	return nil
 }

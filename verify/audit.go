@@ -100,7 +100,7 @@ func Outcome(err error) string {
 		return OutcomeInvalid
 	case errors.Is(err, keystore.ErrNotFound), errors.Is(err, ErrRequestNotFound):
 		return OutcomeNotFound
-	case errors.Is(err, ErrRevoked), errors.Is(err, keystore.ErrDigestInUse), errors.Is(err, keystore.ErrExists),
+	case errors.Is(err, ErrRevoked), errors.Is(err, keystore.ErrDigestInUse), errors.Is(err, keystore.ErrExists), errors.Is(err, keystore.ErrConflict),
 		errors.As(err, &state), errors.Is(err, ErrAgentHasKey), errors.Is(err, ErrRequestPending):
 		return OutcomeConflict
 	}
@@ -157,6 +157,13 @@ func (m *Manager) fail(ctx context.Context, e keystore.AuditEntry, err error) er
 	e.Outcome = Outcome(err)
 	if e.Outcome == OutcomeNotFound {
 		e.Target = ""
+	}
+	if errors.Is(err, keystore.ErrUnavailable) {
+		// The entry would wait for the same unreachable shared store: the
+		// log is its only record.
+		m.log.Error("audit entry not written: the shared store is unavailable", slog.String("action", e.Action),
+			slog.String("actor", e.Actor), slog.String("target", e.Target), slog.String("outcome", e.Outcome))
+		return err
 	}
 	m.writeEntry(context.WithoutCancel(ctx), e)
 	return err

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -89,6 +90,11 @@ type ManagerOptions struct {
 	Now func() time.Time
 	// Logger receives operational faults. nil means slog.Default().
 	Logger *slog.Logger
+	// RequestTokenKey, when set (32 bytes), is the key access-request
+	// tokens are derived with; replicated mode derives it from the
+	// deployment secret, the same on every node. nil: a key generated on
+	// first use and kept in the store.
+	RequestTokenKey []byte
 }
 
 // NewManager returns a Manager over store with default options and the
@@ -119,9 +125,13 @@ func NewManagerWith(store *keystore.Store, minter *credential.Minter, adminDiges
 	if err := o.Requests.Validate(); err != nil {
 		return nil, err
 	}
+	if o.RequestTokenKey != nil && len(o.RequestTokenKey) != 32 {
+		return nil, fmt.Errorf("verify: the request token key has %d bytes, want 32", len(o.RequestTokenKey))
+	}
 	return &Manager{
 		store: store, minter: minter, now: o.Now, adminDigest: adminDigest, adminActor: AdminActor(adminDigest),
 		requests: o.Requests, sink: o.AuditSink, log: o.Logger.With(slog.String("component", "manager")),
+		requestKey: bytes.Clone(o.RequestTokenKey),
 	}, nil
 }
 

@@ -110,6 +110,9 @@ type Verifier struct {
 	// credential keeps its principal bound against the policy of its last
 	// use and binds again when the policy has changed since.
 	policy atomic.Pointer[policyState]
+	// unavailable, when set, makes every verification answer Unavailable
+	// (see SetUnavailable).
+	unavailable atomic.Bool
 }
 
 // policyState is a policy in force, with what the hot path needs to know
@@ -166,6 +169,12 @@ func (v *Verifier) SetPolicy(p *rbac.Policy) *rbac.Policy {
 	return v.policy.Swap(newPolicyState(p)).policy
 }
 
+// SetUnavailable makes every verification that starts afterwards answer
+// Unavailable (when on) or be decided again (when off). A replica that has
+// not been able to follow its shared store for too long, or has never
+// loaded it, fails closed this way.
+func (v *Verifier) SetUnavailable(on bool) { v.unavailable.Store(on) }
+
 // Verify checks token and, when scope is not empty, whether the credential
 // grants scope. It never blocks on anything but the local store, and a
 // verification answered from the cache allocates nothing.
@@ -208,6 +217,11 @@ func (v *Verifier) verify(token, scope string, start time.Time) (Result, credent
 	switch f {
 	case credential.Malformed:
 		return Result{Reason: Malformed}, f
+	}
+	if v.unavailable.Load() {
+		return Result{Reason: Unavailable}, f
+	}
+	switch f {
 	case credential.JWT:
 		r, _ := v.verifyJWT(token, scope, v.now(start))
 		return r, f

@@ -43,6 +43,8 @@ var commands = []*command{
 	revocationsListCmd,
 	auditCmd,
 	trustStatusCmd,
+	clusterStatusCmd,
+	clusterFingerprintCmd,
 	policyShowCmd,
 	policyReloadCmd,
 	policyExplainCmd,
@@ -62,6 +64,7 @@ var groups = map[string]string{
 	"revoke":      "jwt",
 	"revocations": "list",
 	"trust":       "status",
+	"cluster":     "status or fingerprint",
 	"policy":      "show, reload, explain or check",
 }
 

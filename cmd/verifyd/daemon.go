@@ -115,7 +115,19 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		defer audit.close()
 	}
 
+	// Replicated mode: the store becomes a replica of etcd, written
+	// through the node.
+	var repl *replication
+	var replicator keystore.Replicator
+	if cfg.Cluster.Enabled() {
+		if repl, err = newReplication(cfg.Cluster, policy, reg, log); err != nil {
+			log.Error("cannot set up replicated mode; verifyd does not start", "err", err)
+			return exitConfig
+		}
+		replicator = repl.node
+	}
 	store, err := keystore.Open(cfg.DataDir, &keystore.Options{
+		Replicator:       replicator,
 		CacheEntries:     cfg.Cache.Entries,
 		NegativeEntries:  cfg.Cache.NegativeEntries,
 		NegativeTTL:      cfg.Cache.NegativeTTL,
@@ -138,10 +150,22 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		}
 	}()
 
+	if repl != nil {
+		repl.start(store)
+		defer repl.stop()
+		if doc, ok, err := store.GetMeta(metaPolicy); err == nil && ok {
+			if p, err := policy.adoptShared(doc); err == nil {
+				initialPolicy = p
+			}
+		}
+	}
+
 	initCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	checksumKey, err := store.Meta(initCtx, metaChecksumKey, credential.NewChecksumKey)
-	if err != nil {
+	var checksumKey []byte
+	if repl != nil {
+		checksumKey = repl.secrets.ChecksumKey
+	} else if checksumKey, err = store.Meta(initCtx, metaChecksumKey, credential.NewChecksumKey); err != nil {
 		log.Error("cannot read or create the API key checksum key", "err", err)
 		return exitStore
 	}
@@ -180,6 +204,17 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		return exitFailure
 	}
 	policy.setVerifier(verifier)
+	var requestTokenKey []byte
+	var clusterView httpapi.Cluster
+	if repl != nil {
+		repl.setVerifier(verifier)
+		requestTokenKey = repl.secrets.RequestTokenKey
+		clusterView = repl
+	}
+	var ready func() error
+	if repl != nil {
+		ready = repl.node.Ready
+	}
 	var policyAdmin httpapi.PolicyAdmin
 	if policy.path != "" {
 		policyAdmin = policy
@@ -211,7 +246,7 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		}
 		adapters = append(adapters, m.Adapters()...)
 	}
-	manager, err := verify.NewManagerWith(store, minter, adminDigest, &verify.ManagerOptions{Requests: cfg.Requests, AuditSink: auditSink, Logger: log})
+	manager, err := verify.NewManagerWith(store, minter, adminDigest, &verify.ManagerOptions{Requests: cfg.Requests, AuditSink: auditSink, Logger: log, RequestTokenKey: requestTokenKey})
 	if err != nil {
 		log.Error("the requests section is invalid; verifyd does not start", "err", err)
 		return exitConfig
@@ -236,6 +271,8 @@ func run(ctx context.Context, cfg config.Config, resetAdmin bool, stdout, stderr
 		CORS:           cfg.HTTP.CORS,
 		Throttle:       limiter,
 		ClientNames:    cfg.HTTP.TLS.ClientNames,
+		Cluster:        clusterView,
+		Ready:          ready,
 		Logger:         log,
 	})
 	if err != nil {
@@ -406,7 +443,8 @@ func adminKeyDigest(ctx context.Context, cfg config.Config, store *keystore.Stor
 	if len(stored) != len(keystore.Digest{}) {
 		return keystore.Digest{}, fmt.Errorf("stored admin key digest has %d bytes, want 32", len(stored))
 	}
-	if generated != "" {
+	// In replicated mode another node may have stored its key first.
+	if generated != "" && keystore.Sum(generated) == keystore.Digest(stored) {
 		fmt.Fprintf(stdout, "\nverifyd: generated an admin key. It is shown only this once; only its hash is stored.\n"+
 			"Use it in the X-Admin-Key header, or export it for verifyctl:\n\n"+
 			"    export VERIFYD_ADMIN_KEY=%s\n\n"+

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,12 @@ type policyLoader struct {
 	lastReload time.Time        // the last reload, zero before the first
 	lastErr    error            // of the last reload (or start load)
 	seen       fileID           // the file as last read (or found missing)
+
+	// publish, in replicated mode, shares a policy document with every
+	// node (committed to etcd and applied here before it returns); nil in
+	// single-node mode. shared is the document last shared or adopted.
+	publish func(doc []byte) error
+	shared  []byte
 }
 
 // fileID identifies a version of the policy file: a change of any field
@@ -119,7 +126,7 @@ func (l *policyLoader) load() (*rbac.Policy, error) {
 		l.inForce(p)
 		return p, nil
 	}
-	p, id, err := readPolicy(l.path)
+	p, _, id, err := readPolicy(l.path)
 	l.seen = id
 	if err != nil {
 		return nil, err
@@ -127,6 +134,47 @@ func (l *policyLoader) load() (*rbac.Policy, error) {
 	l.inForce(p)
 	l.log.Info("policy loaded", summaryAttrs(l.path, p)...)
 	return p, nil
+}
+
+// adoptShared makes doc, the policy document the cluster shares, the one
+// to start with, in place of the file's (replicated mode: the cluster's
+// policy is the one in force on every node). It returns the policy, or nil
+// and the error when doc is not a valid policy, which is logged: the node
+// then starts with its own.
+func (l *policyLoader) adoptShared(doc []byte) (*rbac.Policy, error) {
+	p, err := rbac.ParsePolicy(doc)
+	if err != nil {
+		l.log.Error("the cluster's policy is invalid; this node starts with its own", "err", err)
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.shared = doc
+	l.inForce(p)
+	l.log.Info("policy adopted from the cluster", summaryAttrs(l.path, p)...)
+	return p, nil
+}
+
+// applyShared puts doc, a policy document another node shared, in force
+// unless it is the policy in force. An invalid one (which a node never
+// shares) is logged and ignored.
+func (l *policyLoader) applyShared(doc []byte) {
+	p, err := rbac.ParsePolicy(doc)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.log.Error("ignoring an invalid policy from the cluster; the policy in force is unchanged", "err", err)
+		return
+	}
+	l.shared = doc
+	if l.verifier == nil || p.Equal(l.verifier.Policy()) {
+		return
+	}
+	l.verifier.SetPolicy(p)
+	l.loadedAt = time.Now()
+	l.reloads[reloadChanged].Inc()
+	l.inForce(p)
+	l.log.Info("policy replaced by the cluster's", summaryAttrs(l.path, p)...)
 }
 
 // setVerifier names the verifier whose policy reloads replace; it must
@@ -152,31 +200,32 @@ func summaryAttrs(path string, p *rbac.Policy) []any {
 	return []any{"file", path, "mode", s.Mode.String(), "roles", s.Roles, "patterns", s.Patterns, "subjects", s.Subjects, "acls", s.ACLs, "streams", s.Streams}
 }
 
-// readPolicy reads and parses the file at path. The returned fileID is
-// that of the file read (from the open file, so that it names what was
-// read even if the path is replaced meanwhile), or of no file.
-func readPolicy(path string) (*rbac.Policy, fileID, error) {
+// readPolicy reads and parses the file at path, and returns the policy
+// and the document it was parsed from. The returned fileID is that of the
+// file read (from the open file, so that it names what was read even if
+// the path is replaced meanwhile), or of no file.
+func readPolicy(path string) (*rbac.Policy, []byte, fileID, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fileID{}, fmt.Errorf("cannot read the policy file: %w", err)
+		return nil, nil, fileID{}, fmt.Errorf("cannot read the policy file: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fileID{}, fmt.Errorf("cannot read the policy file: %w", err)
+		return nil, nil, fileID{}, fmt.Errorf("cannot read the policy file: %w", err)
 	}
 	id := fileIDOf(fi)
 	if !fi.Mode().IsRegular() {
-		return nil, id, fmt.Errorf("cannot read the policy file: %s is not a regular file", path)
+		return nil, nil, id, fmt.Errorf("cannot read the policy file: %s is not a regular file", path)
 	}
 	// One byte more than the limit, so that ParsePolicy reports a file
 	// that is too large rather than reading a truncated one.
 	data, err := io.ReadAll(io.LimitReader(f, rbac.MaxPolicySize+1))
 	if err != nil {
-		return nil, id, fmt.Errorf("cannot read the policy file: %w", err)
+		return nil, nil, id, fmt.Errorf("cannot read the policy file: %w", err)
 	}
 	p, err := rbac.ParsePolicy(data)
-	return p, id, err
+	return p, data, id, err
 }
 
 // reload reads the file again and puts its policy in force unless it is
@@ -189,7 +238,7 @@ func (l *policyLoader) reload(trigger string) (httpapi.PolicyStatus, error) {
 		return l.status(false), httpapi.ErrNoPolicyFile
 	}
 	l.lastReload = time.Now()
-	p, id, err := readPolicy(l.path)
+	p, doc, id, err := readPolicy(l.path)
 	l.seen = id
 	l.lastErr = err
 	var pe *rbac.PolicyError
@@ -206,10 +255,22 @@ func (l *policyLoader) reload(trigger string) (httpapi.PolicyStatus, error) {
 		l.log.Error("policy reload failed; the policy in force is unchanged", "file", l.path, "trigger", trigger, "err", err)
 		return l.status(false), err
 	}
-	if p.Equal(l.verifier.Policy()) {
+	if p.Equal(l.verifier.Policy()) && (l.publish == nil || bytes.Equal(doc, l.shared)) {
 		l.reloads[reloadUnchanged].Inc()
 		l.log.Info("policy reloaded: unchanged", "file", l.path, "trigger", trigger)
 		return l.status(false), nil
+	}
+	if l.publish != nil {
+		// Shared first: the node that published it applies it like every
+		// other (the change comes back through the feed), and puts it in
+		// force here at once.
+		if err := l.publish(doc); err != nil {
+			l.lastErr = err
+			l.reloads[reloadError].Inc()
+			l.log.Error("policy reload failed: the policy could not be shared with the cluster; the policy in force is unchanged", "file", l.path, "trigger", trigger, "err", err)
+			return l.status(false), err
+		}
+		l.shared = doc
 	}
 	l.verifier.SetPolicy(p)
 	l.loadedAt = l.lastReload

@@ -22,6 +22,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/verifyd/verifyd/internal/cluster"
 	"github.com/verifyd/verifyd/ipc/compat/mqtt"
 	"github.com/verifyd/verifyd/ipc/compat/rabbitmq"
 	"github.com/verifyd/verifyd/ipc/httpapi"
@@ -85,6 +86,10 @@ type Config struct {
 	Requests verify.RequestOptions `yaml:"requests"`
 	// Audit configures the audit trail of administrative actions.
 	Audit Audit `yaml:"audit"`
+	// Cluster turns on replicated mode: the store becomes a replica of an
+	// etcd cluster shared by every node (see docs/scale-out.md). Off by
+	// default: the node is its own source of truth.
+	Cluster cluster.Config `yaml:"cluster"`
 	// AdminKey is the admin key, from VERIFYD_ADMIN_KEY only (never from the
 	// file or flags). Empty means: use the key generated on first start.
 	AdminKey string `yaml:"-"`
@@ -418,6 +423,12 @@ func (c *Config) Validate() error {
 	}
 	c.Trust.EnsureDefaults()
 	if err := c.Trust.Validate(); err != nil {
+		for _, p := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("config: %w", p))
+		}
+	}
+	c.Cluster.EnsureDefaults()
+	if err := c.Cluster.Validate(); err != nil {
 		for _, p := range unjoin(err) {
 			errs = append(errs, fmt.Errorf("config: %w", p))
 		}

@@ -242,6 +242,11 @@ func (s *Server) answerError(ctx *fasthttp.RequestCtx, err error) {
 		writeError(ctx, fasthttp.StatusConflict, "CONFLICT", "this secret is already in use by another key")
 	case errors.Is(err, verify.ErrRevoked):
 		writeError(ctx, fasthttp.StatusConflict, "CONFLICT", "the key is revoked; create a new one")
+	case errors.Is(err, keystore.ErrUnavailable):
+		s.opts.Logger.Error("httpapi: admin request not acknowledged", "path", string(ctx.Path()), "err", err)
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "CLUSTER_UNAVAILABLE", strings.TrimPrefix(err.Error(), "keystore: ")+"; not acknowledged (if it was committed, every node applies it); retry")
+	case errors.Is(err, keystore.ErrConflict):
+		writeError(ctx, fasthttp.StatusConflict, "CONFLICT", "the same state kept changing on other nodes; nothing was written; retry")
 	case errors.Is(err, keystore.ErrDiskFull):
 		s.opts.Logger.Error("httpapi: admin request refused", "path", string(ctx.Path()), "err", err)
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "verifyd's data volume is full: nothing was written; free space on the verifyd host and retry")

@@ -31,6 +31,9 @@ type Options struct {
 	Verifier *verify.Verifier
 	// Manager serves the admin API and checks the admin key. Required.
 	Manager *verify.Manager
+	// Cluster is the replicated mode's state, for GET /readyz and the
+	// cluster admin API; nil in single-node mode.
+	Cluster Cluster
 	// Ready reports whether the daemon can serve (GET /readyz). nil means
 	// always ready.
 	Ready func() error
@@ -325,6 +328,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 	case path == "/v1/admin/trust":
 		s.handleTrust(ctx)
 		return "admin_trust"
+	case path == "/v1/admin/cluster" || path == "/v1/admin/cluster/fingerprint":
+		s.handleCluster(ctx, path[len("/v1/admin/cluster"):])
+		return "admin_cluster"
 	case path == "/v1/admin/policy" || strings.HasPrefix(path, "/v1/admin/policy/"):
 		s.handlePolicy(ctx, strings.Clone(path[len("/v1/admin/policy"):]))
 		return "admin_policy"
@@ -358,11 +364,18 @@ func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	ctx.SetContentType("text/plain; charset=utf-8")
-	if s.opts.Verifier.Policy().Mode() == rbac.None {
-		ctx.SetBodyString("ready\n" + NoneModeWarning + "\n")
-		return
+	body := "ready\n"
+	if s.opts.Cluster != nil {
+		degraded, line := s.opts.Cluster.Summary()
+		if degraded {
+			body = "degraded\n"
+		}
+		body += line + "\n"
 	}
-	ctx.SetBodyString("ready\n")
+	if s.opts.Verifier.Policy().Mode() == rbac.None {
+		body += NoneModeWarning + "\n"
+	}
+	ctx.SetBodyString(body)
 }
 
 // NoneModeWarning is what GET /readyz adds to its answer, and what the

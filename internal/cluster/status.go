@@ -1,0 +1,252 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// degradedAfter is how long a replica may go unconfirmed before it
+// reports itself degraded.
+const degradedAfter = 3 * progressInterval
+
+// States of a node.
+const (
+	StateOK       = "ok"       // following etcd, confirmed current
+	StateDegraded = "degraded" // serving from its replica, etcd not confirmed lately
+	StateStale    = "stale"    // failing closed: unconfirmed for longer than max_staleness
+	StateSyncing  = "syncing"  // never synced: the replica is empty
+)
+
+// Status is one node's view of its replica.
+type Status struct {
+	Node          string    `json:"node"`
+	State         string    `json:"state"`
+	Revision      uint64    `json:"revision"`
+	CommitTime    time.Time `json:"commit_time,omitzero"` // of the last change applied
+	LagSeconds    float64   `json:"lag_seconds"`          // its commit-to-apply delay
+	AgeSeconds    float64   `json:"age_seconds"`          // since the replica was last confirmed current
+	WatchRestarts int64     `json:"watch_restarts"`
+	Resyncs       int64     `json:"resyncs"`
+	LastError     string    `json:"last_error,omitempty"`
+	ReportedAt    time.Time `json:"reported_at,omitzero"`
+}
+
+// Status returns the node's state now.
+func (n *Node) Status() Status {
+	now := time.Now()
+	pos := n.store.ReplicaPos()
+	st := Status{
+		Node:          n.cfg.Node,
+		Revision:      pos.Revision,
+		CommitTime:    pos.CommitTime,
+		LagSeconds:    time.Duration(n.lagNanos.Load()).Seconds(),
+		AgeSeconds:    n.age(now).Seconds(),
+		WatchRestarts: n.watchRestarts.Load(),
+		Resyncs:       n.resyncs.Load(),
+		ReportedAt:    now.UTC(),
+	}
+	switch {
+	case !n.synced.Load():
+		st.State = StateSyncing
+	case n.failClosed.Load():
+		st.State = StateStale
+	case n.age(now) > degradedAfter:
+		st.State = StateDegraded
+	default:
+		st.State = StateOK
+	}
+	if e := n.lastErr.Load(); e != nil && st.State != StateOK {
+		st.LastError = *e
+	}
+	return st
+}
+
+// age is how long ago the replica was last confirmed current; since the
+// start when it never was.
+func (n *Node) age(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, n.lastCurrent.Load()))
+}
+
+func (n *Node) noteCurrent() {
+	n.lastCurrent.Store(time.Now().UnixNano())
+}
+
+func (n *Node) noteErr(err error) {
+	s := err.Error()
+	n.lastErr.Store(&s)
+}
+
+// Ready reports whether the node may answer: an error when it has never
+// synced, or fails closed.
+func (n *Node) Ready() error {
+	st := n.Status()
+	switch st.State {
+	case StateSyncing:
+		return fmt.Errorf("cluster: the replica has not been loaded from etcd yet")
+	case StateStale:
+		return fmt.Errorf("cluster: the replica is %.1fs behind etcd, more than max_staleness %v: failing closed", st.AgeSeconds, n.cfg.MaxStaleness)
+	}
+	return nil
+}
+
+// Summary is the one-line cluster state /readyz shows.
+func (n *Node) Summary() (degraded bool, line string) {
+	st := n.Status()
+	line = fmt.Sprintf("cluster: node=%s state=%s revision=%d age=%.3fs lag=%.3fs", st.Node, st.State, st.Revision, st.AgeSeconds, st.LagSeconds)
+	if st.LastError != "" {
+		line += " last_error=" + fmt.Sprintf("%q", st.LastError)
+	}
+	return st.State != StateOK, line
+}
+
+// watchStaleness turns failing closed on and off as the replica's age
+// crosses MaxStaleness, and reports the first sync.
+func (n *Node) watchStaleness(ctx context.Context) {
+	t := time.NewTicker(progressInterval / 4)
+	defer t.Stop()
+	wasSynced := n.synced.Load()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		n.m.age.Set(n.age(now).Seconds())
+		synced := n.synced.Load()
+		stale := !synced || n.cfg.MaxStaleness > 0 && n.age(now) > n.cfg.MaxStaleness
+		if stale != n.failClosed.Load() || synced != wasSynced {
+			wasSynced = synced
+			n.failClosed.Store(stale && synced)
+			if stale && synced {
+				n.log.Error("the replica is too far behind etcd: failing closed", slog.Duration("age", n.age(now)), slog.Duration("max_staleness", n.cfg.MaxStaleness))
+			} else if !stale {
+				n.log.Info("the replica is serving", slog.Uint64("revision", n.store.ReplicaPos().Revision))
+			}
+			if n.opts.OnState != nil {
+				n.opts.OnState(stale)
+			}
+		}
+		degraded := n.age(now) > degradedAfter
+		n.m.degraded.Set(b2f(degraded || stale))
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// report publishes the node's status under P nodes/<node> every
+// ReportInterval, with a lease that lets it vanish when the node stops.
+func (n *Node) report(ctx context.Context) {
+	t := time.NewTicker(n.cfg.ReportInterval)
+	defer t.Stop()
+	var lease clientv3.LeaseID
+	ttl := int64(3*n.cfg.ReportInterval/time.Second) + 1
+	for {
+		rctx, cancel := context.WithTimeout(ctx, n.cfg.Etcd.RequestTimeout)
+		if lease == 0 {
+			if l, err := n.cli.Grant(rctx, ttl); err == nil {
+				lease = l.ID
+			}
+		} else if _, err := n.cli.KeepAliveOnce(rctx, lease); err != nil {
+			lease = 0
+		}
+		if lease != 0 {
+			b, _ := json.Marshal(n.Status())
+			if _, err := n.cli.Put(rctx, n.nodes+n.cfg.Node, string(b), clientv3.WithLease(lease)); err != nil {
+				lease = 0
+			}
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			if lease != 0 {
+				// Leave the status list at once on a clean stop.
+				rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_, _ = n.cli.Revoke(rctx, lease)
+				cancel()
+			}
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ClusterStatus is `verifyctl cluster status`: this node's status, the
+// revision of the last change to the replicated state, and the statuses
+// every node last published.
+type ClusterStatus struct {
+	Status
+	// LatestRevision is the etcd revision of the last change to the
+	// replicated state: a node whose Revision is lower has yet to apply
+	// it. (etcd's own revision also counts the nodes' status reports.)
+	LatestRevision int64    `json:"latest_revision"`
+	EtcdReachable  bool     `json:"etcd_reachable"`
+	EtcdError      string   `json:"etcd_error,omitempty"`
+	Nodes          []Status `json:"nodes"`
+}
+
+// ClusterStatus reads the published statuses from etcd. With etcd
+// unreachable it returns this node's status alone, saying so.
+func (n *Node) ClusterStatus(ctx context.Context) ClusterStatus {
+	self := n.Status()
+	cs := ClusterStatus{Status: self}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Etcd.RequestTimeout)
+	defer cancel()
+	resp, err := n.cli.Txn(ctx).Then(clientv3.OpGet(n.nodes, clientv3.WithPrefix()), clientv3.OpGet(n.data+markerKey)).Commit()
+	if err != nil {
+		cs.EtcdError = err.Error()
+		cs.Nodes = []Status{self}
+		return cs
+	}
+	cs.EtcdReachable = true
+	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+		cs.LatestRevision = kvs[0].ModRevision
+	}
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		var st Status
+		if err := json.Unmarshal(kv.Value, &st); err != nil {
+			continue
+		}
+		if st.Node == self.Node {
+			continue
+		}
+		cs.Nodes = append(cs.Nodes, st)
+	}
+	cs.Nodes = append(cs.Nodes, self)
+	sort.Slice(cs.Nodes, func(i, j int) bool { return cs.Nodes[i].Node < cs.Nodes[j].Node })
+	return cs
+}
+
+// Fingerprint identifies the replica's replicated state at its revision
+// (see keystore.Store.Fingerprint); two nodes at the same revision must
+// show the same one.
+type Fingerprint struct {
+	Node               string `json:"node"`
+	Revision           uint64 `json:"revision"`
+	Fingerprint        string `json:"fingerprint"`
+	Records            int    `json:"records"`
+	TokenRevocations   int    `json:"token_revocations"`
+	SubjectRevocations int    `json:"subject_revocations"`
+	Requests           int    `json:"requests"`
+}
+
+// Fingerprint hashes the replica (a full read of the store).
+func (n *Node) Fingerprint() (Fingerprint, error) {
+	f, err := n.store.Fingerprint()
+	if err != nil {
+		return Fingerprint{}, err
+	}
+	return Fingerprint{Node: n.cfg.Node, Revision: f.Pos.Revision, Fingerprint: f.Digest, Records: f.Records,
+		TokenRevocations: f.TokenRevocations, SubjectRevocations: f.SubjectRevocations, Requests: f.Requests}, nil
+}
