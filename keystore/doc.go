@@ -54,6 +54,20 @@
 // time range). Audit sequence numbers are never reused: the last one given
 // is kept in the meta value "audit_seq", written in each entry's batch.
 //
+// # Replicated mode
+//
+// With [Options.Replicator] set, the store is a replica of a shared,
+// ordered log (etcd, through internal/cluster). A write still builds its
+// [ChangeSet] under the write lock from the local state, then hands it to
+// the Replicator without the lock; the Replicator commits it guarded by the
+// values it replaces, and returns once the change, delivered back by the
+// log, has been applied here by [Store.ApplyReplicated] — the same commit as
+// a local write, with the log position ([ReplicaPos], meta value
+// "replica_pos") in the same synced batch. When a guard fails, the write is
+// built again from the state that includes the change that won.
+// [Store.Resync] replaces the replicated state by a snapshot of the log.
+// The audit log, last-use times and the purges stay local.
+//
 // # Caches and linearizable revocation
 //
 // Lookups are served from a ristretto cache keyed by the digest's own bits

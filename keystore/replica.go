@@ -82,11 +82,14 @@ type Replicator interface {
 }
 
 // A ReplicaPos is how far a replica has followed the shared log: the
-// revision of the last change applied, and when that change was committed
-// (by the clock of the node that made it).
+// revision of the last change applied, when that change was committed (by
+// the clock of the node that made it), and which log it is a position in
+// (an identifier the follower chooses; revisions of another log mean
+// nothing).
 type ReplicaPos struct {
 	Revision   uint64
 	CommitTime time.Time
+	Source     uint64
 }
 
 // metaReplicaPos is the meta value holding the replica's position, written
@@ -95,7 +98,8 @@ const metaReplicaPos = "replica_pos"
 
 func (p *ReplicaPos) appendBinary(dst []byte) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, p.Revision)
-	return binary.BigEndian.AppendUint64(dst, uint64(p.CommitTime.UnixNano()))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(p.CommitTime.UnixNano()))
+	return binary.BigEndian.AppendUint64(dst, p.Source)
 }
 
 // loadReplicaPos reads the replica's position. Open calls it before the
@@ -106,12 +110,13 @@ func (s *Store) loadReplicaPos() error {
 		s.replicaPos.Store(&ReplicaPos{})
 		return err
 	}
-	if len(v) != 16 {
+	if len(v) != 24 {
 		return fmt.Errorf("%w: replica position of %d bytes", ErrCorrupt, len(v))
 	}
 	s.replicaPos.Store(&ReplicaPos{
 		Revision:   binary.BigEndian.Uint64(v),
 		CommitTime: time.Unix(0, int64(binary.BigEndian.Uint64(v[8:]))).UTC(),
+		Source:     binary.BigEndian.Uint64(v[16:]),
 	})
 	return nil
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"hash/fnv"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,7 +60,22 @@ func (n *Node) follow(ctx context.Context) error {
 	if !n.synced.Load() {
 		return n.resync(ctx, "the replica is empty")
 	}
-	from := int64(n.store.ReplicaPos().Revision) + 1
+	// The replica's revision must be one of this etcd's, under this prefix.
+	pos := n.store.ReplicaPos()
+	rctx, rcancel := context.WithTimeout(ctx, n.cfg.Etcd.RequestTimeout)
+	head, err := n.cli.Get(rctx, n.data+markerKey)
+	rcancel()
+	if err != nil {
+		return fmt.Errorf("cluster: read etcd's revision: %w", err)
+	}
+	n.source.Store(n.sourceOf(head.Header.ClusterId))
+	switch {
+	case pos.Source != n.source.Load():
+		return n.resync(ctx, "the replica followed another etcd cluster or key prefix")
+	case uint64(head.Header.Revision) < pos.Revision:
+		return n.resync(ctx, fmt.Sprintf("etcd is at revision %d, before this replica's %d (was it restored from a backup?)", head.Header.Revision, pos.Revision))
+	}
+	from := int64(pos.Revision) + 1
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	wch := n.cli.Watch(wctx, n.data, clientv3.WithPrefix(), clientv3.WithRev(from))
@@ -137,7 +153,7 @@ func (n *Node) applyRevision(rev uint64, events []*clientv3.Event) error {
 			m = mk
 		}
 	}
-	pos := keystore.ReplicaPos{Revision: rev, CommitTime: time.Now().UTC()}
+	pos := keystore.ReplicaPos{Revision: rev, CommitTime: time.Now().UTC(), Source: n.source.Load()}
 	own := false
 	if m != nil {
 		pos.CommitTime = m.time
@@ -190,6 +206,7 @@ func (n *Node) resync(ctx context.Context, why string) error {
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
+			n.source.Store(n.sourceOf(resp.Header.ClusterId))
 		}
 		for _, kv := range resp.Kvs {
 			mk, err := decoded(snap, string(kv.Key[len(n.data):]), kv.Value, true)
@@ -208,7 +225,7 @@ func (n *Node) resync(ctx context.Context, why string) error {
 		}
 		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-	pos := keystore.ReplicaPos{Revision: uint64(rev), CommitTime: time.Now().UTC()}
+	pos := keystore.ReplicaPos{Revision: uint64(rev), CommitTime: time.Now().UTC(), Source: n.source.Load()}
 	if m != nil {
 		pos.CommitTime = m.time
 	}
@@ -231,4 +248,12 @@ func (n *Node) resync(ctx context.Context, why string) error {
 		n.opts.OnMeta(names)
 	}
 	return nil
+}
+
+// sourceOf identifies the log this node follows: etcd's cluster ID and the
+// key prefix. A replica whose position names another source resyncs.
+func (n *Node) sourceOf(clusterID uint64) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(n.data))
+	return clusterID ^ h.Sum64()
 }

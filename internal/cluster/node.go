@@ -59,7 +59,8 @@ type Node struct {
 	lagNanos      atomic.Int64 // commit-to-apply delay of the last change applied
 	watchRestarts atomic.Int64
 	resyncs       atomic.Int64
-	synced        atomic.Bool // the replica holds a state read from etcd
+	synced        atomic.Bool   // the replica holds a state read from etcd
+	source        atomic.Uint64 // the log followed (see sourceOf)
 	failClosed    atomic.Bool
 	lastErr       atomic.Pointer[string]
 }
