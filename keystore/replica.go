@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -142,7 +143,15 @@ func (s *Store) ApplyReplicated(pos ReplicaPos, cs *ChangeSet) ([]AuditEntry, er
 	if pos.Revision <= s.replicaPos.Load().Revision {
 		return nil, nil
 	}
-	local := &ChangeSet{Meta: cs.Meta, Audit: cs.Audit}
+	local := &ChangeSet{Meta: cs.Meta}
+	for _, e := range cs.Audit {
+		// A replica that cannot store an entry still applies the change.
+		if err := e.Validate(); err != nil {
+			s.log.Error("skipping an invalid audit entry from the feed", slog.Uint64("revision", pos.Revision), slog.Any("err", err))
+			continue
+		}
+		local.Audit = append(local.Audit, e)
+	}
 	staged := map[string]*Record{}
 	for _, c := range cs.Records {
 		id := idOf(c)

@@ -187,9 +187,21 @@ func (s *Store) run(ctx context.Context, build func() (*ChangeSet, error)) ([]Au
 			}
 			return cs.Audit, nil
 		}
+		// The feed's changes skip the digest check of commit: make it
+		// here, as commit does for a local write.
+		if err := s.digestsFreeIn(cs); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		// What reaches the log must apply on every replica: audit entries
+		// are checked here, as the records and revocations were when built.
 		for i := range cs.Audit {
 			if cs.Audit[i].Time.IsZero() {
 				cs.Audit[i].Time = time.Now().UTC()
+			}
+			if err := cs.Audit[i].Validate(); err != nil {
+				s.mu.Unlock()
+				return nil, err
 			}
 		}
 		s.mu.Unlock()
@@ -220,10 +232,8 @@ func (s *Store) commit(cs *ChangeSet, pos *ReplicaPos) error {
 	defer b.Close()
 	var touched []Digest
 	if pos == nil {
-		for _, c := range cs.Records {
-			if err := s.digestsFreeFor(c.Old, c.New); err != nil {
-				return err
-			}
+		if err := s.digestsFreeIn(cs); err != nil {
+			return err
 		}
 	}
 	// Removals first: a digest may move from one record to another.
@@ -310,6 +320,17 @@ func (s *Store) invalidate(touched []Digest) {
 		s.cache.Del(key)
 		s.neg.Del(key)
 	}
+}
+
+// digestsFreeIn returns ErrDigestInUse when a record change of cs adds a
+// digest that indexes another record. mu must be held.
+func (s *Store) digestsFreeIn(cs *ChangeSet) error {
+	for _, c := range cs.Records {
+		if err := s.digestsFreeFor(c.Old, c.New); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // digestsFreeFor returns ErrDigestInUse when new lists a digest that old
