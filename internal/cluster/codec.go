@@ -71,13 +71,23 @@ func decodeMarker(b []byte) (marker, error) {
 		return m, errMarker
 	}
 	b = b[1:]
-	str := func() ([]byte, bool) {
+	// uvarint reads a uvarint in its shortest encoding, the only one
+	// appendEncode writes.
+	uvarint := func() (uint64, bool) {
 		n, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < n {
+		if k <= 0 || k > 1 && b[k-1] == 0 {
+			return 0, false
+		}
+		b = b[k:]
+		return n, true
+	}
+	str := func() ([]byte, bool) {
+		n, ok := uvarint()
+		if !ok || uint64(len(b)) < n {
 			return nil, false
 		}
-		s := b[k : k+int(n)]
-		b = b[k+int(n):]
+		s := b[:n]
+		b = b[n:]
 		return s, true
 	}
 	node, ok := str()
@@ -87,11 +97,10 @@ func decodeMarker(b []byte) (marker, error) {
 	m.node = string(node)
 	m.time = time.Unix(0, int64(binary.BigEndian.Uint64(b))).UTC()
 	b = b[8:]
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)) {
+	n, ok := uvarint()
+	if !ok || n > uint64(len(b)) {
 		return m, errMarker
 	}
-	b = b[k:]
 	for range n {
 		e, ok := str()
 		if !ok {
