@@ -42,6 +42,7 @@ func (r *rng) next() uint64 {
 type env struct {
 	v       *verify.Verifier
 	store   *keystore.Store
+	reg     *prometheus.Registry // the store's and the verifier's metrics
 	minter  *credential.Minter
 	secrets []string
 }
@@ -49,6 +50,21 @@ type env struct {
 // newEnv creates n API keys granting tool:data:* in a store under dir,
 // written in synced batches, with a cache of cacheEntries.
 func newEnv(b *testing.B, dir string, n int, cacheEntries int64) *env {
+	b.Helper()
+	ck, _ := credential.NewChecksumKey()
+	e := openEnv(b, dir, ck, cacheEntries)
+	e.secrets = e.fill(b, n)
+	// Let the store settle: measure reads, not the compactions the bulk
+	// load left behind.
+	if err := e.store.Compact(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return e
+}
+
+// openEnv opens the store under dir with a cache of cacheEntries and a
+// verifier over it whose API keys carry checksums made with checksumKey.
+func openEnv(b *testing.B, dir string, checksumKey []byte, cacheEntries int64) *env {
 	b.Helper()
 	// Bulk loads make Pebble stall writes now and then; an operator should
 	// see that, a benchmark's output should not.
@@ -59,8 +75,7 @@ func newEnv(b *testing.B, dir string, n int, cacheEntries int64) *env {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ck, _ := credential.NewChecksumKey()
-	minter, err := credential.NewMinter(ck)
+	minter, err := credential.NewMinter(checksumKey)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,13 +83,20 @@ func newEnv(b *testing.B, dir string, n int, cacheEntries int64) *env {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := &env{v: v, store: store, minter: minter, secrets: make([]string, n)}
+	return &env{v: v, store: store, minter: minter, reg: reg}
+}
+
+// fill creates n API keys granting tool:data:*, in synced batches, and
+// returns their secrets.
+func (e *env) fill(b *testing.B, n int) []string {
+	b.Helper()
+	secrets := make([]string, n)
 	// The secrets are views into one contiguous block, as tokens arriving
 	// in a network buffer would be: picking one costs the benchmark a
 	// single memory access, like the floor's key array.
 	block := make([]byte, 0, n*43)
 	for range n {
-		s, err := minter.NewAPIKey()
+		s, err := e.minter.NewAPIKey()
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -85,25 +107,20 @@ func newEnv(b *testing.B, dir string, n int, cacheEntries int64) *env {
 	recs := make([]keystore.Record, 0, batch)
 	for i := range n {
 		s := all[i*43 : (i+1)*43]
-		e.secrets[i] = s
+		secrets[i] = s
 		id, _ := credential.NewID()
 		recs = append(recs, keystore.Record{
 			ID: id, Kind: keystore.KindAPIKey, Subject: fmt.Sprintf("user-%d", i),
 			Scopes: []string{"tool:data:*"}, Digest: keystore.Sum(s),
 		})
 		if len(recs) == batch || i == n-1 {
-			if _, err := store.CreateBatch(context.Background(), recs); err != nil {
+			if _, err := e.store.CreateBatch(context.Background(), recs); err != nil {
 				b.Fatal(err)
 			}
 			recs = recs[:0]
 		}
 	}
-	// Let the store settle: measure reads, not the compactions the bulk
-	// load left behind.
-	if err := store.Compact(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	return e
+	return secrets
 }
 
 // warm verifies every key once so that it is cached.
