@@ -10,11 +10,15 @@ FUZZTIME  ?= 10m
 SMOKETIME ?= 3s
 SOAK      ?= 10m
 COUNT     ?= 10
-BENCHPKGS ?= ./bench/ ./rbac/ ./keystore/ ./verify/... ./internal/strictjson/
+# Every package of this module with a benchmark (not those of nested
+# modules); BENCH selects benchmarks (-bench).
+BENCHPKGS ?= $(patsubst $(CURDIR)/%,./%,$(filter $(shell $(GO) list -e -f '{{.Dir}}/' ./...),$(sort $(dir $(shell grep -rlE --include='*_test.go' '^func Benchmark[A-Z]' $(CURDIR))))))
+BENCH     ?= .
+BENCHSTAT ?= $(if $(wildcard $(HOME)/go/bin/benchstat),$(HOME)/go/bin/benchstat,$(GO) run golang.org/x/perf/cmd/benchstat@latest)
 GCC       ?= gcc
 CFLAGS_C  ?= -std=c99 -Wall -Wextra -Werror -O2
 
-.PHONY: help build run test test-go deps c-client fuzz-smoke fuzz fuzz-all bench benchcmp lint tidy-check ci clean
+.PHONY: help build run test test-go test-cluster deps c-client fuzz-smoke fuzz fuzz-all bench benchcmp lint tidy-check ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -25,10 +29,17 @@ build: ## build verifyd and verifyctl into ./bin
 run: build ## run the daemon on the embedded default (store in ./data, HTTP on 127.0.0.1:8080)
 	./$(BIN)/verifyd
 
-test: deps test-go fuzz-smoke ## the whole suite: unit, end-to-end and fuzz-corpus tests with -race, then a short fuzz run of every target
+test: deps test-go test-cluster fuzz-smoke ## the whole suite: unit, end-to-end and fuzz-corpus tests with -race, the etcd cluster tests, then a short fuzz run of every target
 
 test-go: deps
 	$(GO) test -race -shuffle=on -timeout 8m ./...
+
+# The scale-out tests live in a module of their own (internal/clustertest), so
+# that the daemon's go.mod never pulls etcd's server: 3 embedded etcd members
+# and 3 verifyd binaries on loopback.
+CLUSTERMOD ?= internal/clustertest
+test-cluster: ## the scale-out tests: embedded etcd cluster, real verifyd nodes
+	cd $(CLUSTERMOD) && $(GO) test -count=1 -timeout 8m ./...
 
 deps: ## install the system programs the tests drive (gcc, nginx, rabbitmq-server, mosquitto-clients, node), when missing and root
 	@bash .ci/install-deps
@@ -58,12 +69,15 @@ fuzz: ## run one fuzz target for long: make fuzz FUZZ=FuzzScopeMatch FUZZTIME=10
 fuzz-all: ## run every fuzz target for $(FUZZTIME)
 	@$(MAKE) fuzz-smoke SMOKETIME=$(FUZZTIME)
 
-bench: ## run the benchmarks $(COUNT) times into bench/out/new.txt
+bench: ## run the benchmarks $(COUNT) times (make bench COUNT=3) into bench/out/, compare with the baseline, print the ratios to the floors
 	@mkdir -p bench/out
-	$(GO) test -p 1 -run '^$$' -bench . -benchmem -count $(COUNT) -timeout 60m $(BENCHPKGS) | tee bench/out/new.txt
+	@{ $(GO) test -p 1 -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) -timeout 120m $(BENCHPKGS); echo $$? > bench/out/status; } | tee bench/out/new.txt
+	@$(BENCHSTAT) bench/results/baseline.txt bench/out/new.txt > bench/out/compare.txt && echo "benchstat against the baseline: bench/out/compare.txt"
+	@$(GO) run ./bench/ratios bench/out/new.txt
+	@exit $$(cat bench/out/status)
 
 benchcmp: ## compare bench/out/new.txt with the committed baseline
-	$(GO) run golang.org/x/perf/cmd/benchstat@latest bench/results/baseline.txt bench/out/new.txt
+	$(BENCHSTAT) bench/results/baseline.txt bench/out/new.txt
 
 .PHONY: bench-redis
 bench-redis: ## verifyd's socket against Redis GET, 50 connections, depth 1 and 16: make bench-redis KEYS=1000000
@@ -72,10 +86,12 @@ bench-redis: ## verifyd's socket against Redis GET, 50 connections, depth 1 and 
 lint: ## gofmt, go vet and the project's own lint tests
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd $(CLUSTERMOD) && $(GO) vet ./...
 
-tidy-check: ## go.mod and go.sum are tidy
+tidy-check: ## go.mod and go.sum are tidy (the cluster test module's too)
 	$(GO) mod tidy
-	git diff --exit-code go.mod go.sum
+	cd $(CLUSTERMOD) && $(GO) mod tidy
+	git diff --exit-code go.mod go.sum $(CLUSTERMOD)/go.mod $(CLUSTERMOD)/go.sum
 
 ci: lint tidy-check test ## what CI runs
 

@@ -238,6 +238,11 @@ func (n *Node) resync(ctx context.Context, why string) error {
 	n.synced.Store(true)
 	n.noteApplied(uint64(rev), nil, false)
 	n.noteCurrent()
+	n.updateState()
+	select {
+	case n.reportNow <- struct{}{}:
+	default:
+	}
 	n.log.Info("resynced the replica from etcd", slog.Int64("revision", rev), slog.Int("keys", keys),
 		slog.Int("records", len(snap.Records)), slog.Duration("took", time.Since(start)))
 	if n.opts.OnMeta != nil {

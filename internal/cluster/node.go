@@ -61,7 +61,11 @@ type Node struct {
 	resyncs       atomic.Int64
 	synced        atomic.Bool   // the replica holds a state read from etcd
 	source        atomic.Uint64 // the log followed (see sourceOf)
-	failClosed    atomic.Bool
+	failClosed    atomic.Bool   // the replica is stale: too long unconfirmed
+	serving       atomic.Bool   // verifications may be answered (see updateState)
+	stateMu       sync.Mutex    // serializes updateState
+	stateKnown    bool          // updateState has told OnState once; guarded by stateMu
+	reportNow     chan struct{} // asks for a status report at once
 	lastErr       atomic.Pointer[string]
 }
 
@@ -103,6 +107,8 @@ func New(cfg Config, opts Options) (*Node, error) {
 		nodes:  cfg.Etcd.Prefix + nodesDir,
 		closed: make(chan struct{}),
 		audit:  map[uint64][]keystore.AuditEntry{},
+
+		reportNow: make(chan struct{}, 1),
 	}
 	n.cond = sync.NewCond(&n.mu)
 	n.lastCurrent.Store(time.Now().UnixNano()) // the age of a replica never confirmed counts from here
@@ -121,6 +127,7 @@ func (n *Node) Attach(s *keystore.Store) {
 	n.applied = pos.Revision
 	n.synced.Store(pos.Revision > 0)
 	n.m.applied.Set(float64(pos.Revision))
+	n.updateState()
 }
 
 // Close stops waiting writers and closes the etcd client. Run must have

@@ -85,14 +85,13 @@ func (n *Node) noteErr(err error) {
 // Ready reports whether the node may answer: an error when it has never
 // synced, or fails closed.
 func (n *Node) Ready() error {
-	st := n.Status()
-	switch st.State {
-	case StateSyncing:
-		return fmt.Errorf("cluster: the replica has not been loaded from etcd yet")
-	case StateStale:
-		return fmt.Errorf("cluster: the replica is %.1fs behind etcd, more than max_staleness %v: failing closed", st.AgeSeconds, n.cfg.MaxStaleness)
+	if n.serving.Load() {
+		return nil
 	}
-	return nil
+	if !n.synced.Load() {
+		return fmt.Errorf("cluster: the replica has not been loaded from etcd yet")
+	}
+	return fmt.Errorf("cluster: the replica is %.1fs behind etcd, more than max_staleness %v: failing closed", n.age(time.Now()).Seconds(), n.cfg.MaxStaleness)
 }
 
 // Summary is the one-line cluster state /readyz shows.
@@ -105,36 +104,51 @@ func (n *Node) Summary() (degraded bool, line string) {
 	return st.State != StateOK, line
 }
 
-// watchStaleness turns failing closed on and off as the replica's age
-// crosses MaxStaleness, and reports the first sync.
+// watchStaleness re-evaluates the node's state four times per progress
+// interval, so that failing closed follows the replica's age.
 func (n *Node) watchStaleness(ctx context.Context) {
 	t := time.NewTicker(progressInterval / 4)
 	defer t.Stop()
-	wasSynced := n.synced.Load()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			n.updateState()
 		}
-		now := time.Now()
-		n.m.age.Set(n.age(now).Seconds())
-		synced := n.synced.Load()
-		stale := !synced || n.cfg.MaxStaleness > 0 && n.age(now) > n.cfg.MaxStaleness
-		if stale != n.failClosed.Load() || synced != wasSynced {
-			wasSynced = synced
-			n.failClosed.Store(stale && synced)
-			if stale && synced {
-				n.log.Error("the replica is too far behind etcd: failing closed", slog.Duration("age", n.age(now)), slog.Duration("max_staleness", n.cfg.MaxStaleness))
-			} else if !stale {
-				n.log.Info("the replica is serving", slog.Uint64("revision", n.store.ReplicaPos().Revision))
-			}
-			if n.opts.OnState != nil {
-				n.opts.OnState(stale)
-			}
-		}
-		degraded := n.age(now) > degradedAfter
-		n.m.degraded.Set(b2f(degraded || stale))
+	}
+}
+
+// updateState decides whether the node may answer — its replica has been
+// loaded and, with MaxStaleness set, confirmed current recently enough —
+// and tells OnState when that changes. It runs after the first sync as
+// well as on the ticker, so that a node answers as soon as it has loaded
+// its replica.
+func (n *Node) updateState() {
+	n.stateMu.Lock()
+	defer n.stateMu.Unlock()
+	now := time.Now()
+	age := n.age(now)
+	n.m.age.Set(age.Seconds())
+	synced := n.synced.Load()
+	stale := synced && n.cfg.MaxStaleness > 0 && age > n.cfg.MaxStaleness
+	closed := !synced || stale
+	n.m.degraded.Set(b2f(closed || age > degradedAfter))
+	if n.stateKnown && closed == !n.serving.Load() {
+		return
+	}
+	n.stateKnown = true
+	n.failClosed.Store(stale)
+	switch {
+	case stale:
+		n.log.Error("the replica is too far behind etcd: failing closed", slog.Duration("age", age), slog.Duration("max_staleness", n.cfg.MaxStaleness))
+	case synced:
+		n.log.Info("the replica is serving", slog.Uint64("revision", n.store.ReplicaPos().Revision))
+	}
+	// Stored before OnState: a verifier attached meanwhile reads Ready.
+	n.serving.Store(!closed)
+	if n.opts.OnState != nil {
+		n.opts.OnState(closed)
 	}
 }
 
@@ -169,6 +183,7 @@ func (n *Node) report(ctx context.Context) {
 		}
 		cancel()
 		select {
+		case <-n.reportNow:
 		case <-ctx.Done():
 			if lease != 0 {
 				// Leave the status list at once on a clean stop.
