@@ -141,3 +141,49 @@ func appendConfig(t *testing.T, n *node, lines string) {
 		t.Fatal(err)
 	}
 }
+
+// TestMaxStalenessFailsClosed: with etcd gone, a node with max_staleness
+// set fails closed once its replica has gone unconfirmed that long — every
+// verification answers unavailable and /readyz 503 — while a node without
+// it keeps answering from its replica; both serve again when etcd returns.
+func TestMaxStalenessFailsClosed(t *testing.T) {
+	c := newTestCluster(t, 1, "strict", "static")
+	strict, static := c.node("strict"), c.node("static")
+	appendConfig(t, strict, "  max_staleness: 2s\n") // under cluster:, the last section
+	strict.stop(t)
+	strict.restart(t)
+	k := strict.mustCreateKey(t, "alice")
+	static.waitVerify(t, k.Secret, "ok", propagationBound, "unknown")
+
+	c.etcd.StopAll()
+	down := time.Now()
+	waitUntil(t, 30*time.Second, "node strict to fail closed", func() (bool, string) {
+		code, status, err := strict.verify(k.Secret)
+		if err != nil {
+			return false, err.Error()
+		}
+		return code == http.StatusServiceUnavailable && status == "unavailable", fmt.Sprintf("%d %s", code, status)
+	})
+	closedAfter := time.Since(down)
+	if closedAfter < 2*time.Second {
+		t.Fatalf("node strict failed closed %v after etcd stopped, before its max_staleness of 2s", closedAfter)
+	}
+	t.Logf("node strict failed closed %v after etcd stopped", closedAfter.Round(time.Millisecond))
+	if code, body, err := strict.readyz(); err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "max_staleness") {
+		t.Fatalf("node strict: /readyz %d %q %v, want 503 naming max_staleness", code, body, err)
+	}
+	static.expectVerify(t, k.Secret, "ok", "a valid key on the node without max_staleness")
+	waitReadyz(t, static, "degraded", "degraded")
+	static.expectVerify(t, k.Secret, "ok", "a valid key on the degraded node without max_staleness")
+
+	c.etcd.RestartAll()
+	waitReadyz(t, static, "ready", "ok")
+	waitUntil(t, 30*time.Second, "node strict to serve again", func() (bool, string) {
+		code, body, err := strict.readyz()
+		if err != nil {
+			return false, err.Error()
+		}
+		return code == http.StatusOK && strings.HasPrefix(body, "ready\n"), fmt.Sprintf("%d %q", code, body)
+	})
+	strict.expectVerify(t, k.Secret, "ok", "a valid key once etcd is back")
+}
