@@ -79,7 +79,10 @@ bench: ## run the benchmarks $(COUNT) times (make bench COUNT=3) into bench/out/
 benchcmp: ## compare bench/out/new.txt with the committed baseline
 	$(BENCHSTAT) bench/results/baseline.txt bench/out/new.txt
 
-.PHONY: bench-redis
+.PHONY: bench-redis bench-http
+bench-http: ## POST /v1/verify against a bare fasthttp handler under wrk, 50 connections: make bench-http DURATION=10s
+	DURATION='$(DURATION)' GO='$(GO)' bash bench/http.sh
+
 bench-redis: ## verifyd's socket against Redis GET, 50 connections, depth 1 and 16: make bench-redis KEYS=1000000
 	KEYS='$(KEYS)' BIN='$(BIN)' GO='$(GO)' bash bench/redis.sh
 
