@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"os"
 
 	"github.com/valyala/fasthttp"
 )
@@ -24,7 +25,7 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+		fmt.Fprintln(os.Stdout, ln.Addr().(*net.TCPAddr).Port)
 		ln.Close()
 		return
 	}
