@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -130,7 +131,7 @@ func (tx *Txn) Update(id string, fn func(*Record) error) (Record, error) {
 // digestsFree reports ErrDigestInUse when r lists a digest that another
 // record lists, committed or staged in tx.
 func (tx *Txn) digestsFree(r *Record) error {
-	for _, d := range digestsOf(r) {
+	for _, d := range r.Digests() {
 		switch id, ok, err := tx.s.digestID(&d); {
 		case err != nil:
 			return err
@@ -138,7 +139,7 @@ func (tx *Txn) digestsFree(r *Record) error {
 			return fmt.Errorf("%w: %v", ErrDigestInUse, d)
 		}
 		for _, c := range tx.b.Records {
-			if c.New.ID != r.ID && contains(digestsOf(c.New), d) {
+			if c.New.ID != r.ID && slices.Contains(c.New.Digests(), d) {
 				return fmt.Errorf("%w: %v", ErrDigestInUse, d)
 			}
 		}

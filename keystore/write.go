@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -80,7 +81,7 @@ func (s *Store) CreateBatch(ctx context.Context, rs []Record) ([]Record, error) 
 			return nil, fmt.Errorf("%w: %s appears twice in the batch", ErrExists, r.ID)
 		}
 		ids[r.ID] = true
-		for _, d := range digestsOf(&r) {
+		for _, d := range r.Digests() {
 			if digests[d] {
 				return nil, fmt.Errorf("%w: %v appears twice in the batch", ErrDigestInUse, d)
 			}
@@ -241,7 +242,7 @@ func (s *Store) commit(cs *ChangeSet, pos *ReplicaPos) error {
 		if err := stageRemove(b, c.Old, c.New); err != nil {
 			return err
 		}
-		touched = append(append(touched, digestsOf(c.Old)...), digestsOf(c.New)...)
+		touched = append(append(touched, c.Old.Digests()...), c.New.Digests()...)
 	}
 	for _, c := range cs.Records {
 		if err := stagePut(b, c.Old, c.New); err != nil {
@@ -341,9 +342,9 @@ func (s *Store) digestsFreeFor(old, new *Record) error {
 	if new == nil {
 		return nil
 	}
-	oldDigests := digestsOf(old)
-	for _, d := range digestsOf(new) {
-		if contains(oldDigests, d) {
+	oldDigests := old.Digests()
+	for _, d := range new.Digests() {
+		if slices.Contains(oldDigests, d) {
 			continue
 		}
 		switch id, ok, err := s.digestID(&d); {
@@ -364,9 +365,9 @@ func stageRemove(b *pebble.Batch, old, new *Record) error {
 		return nil
 	}
 	var keys [][]byte
-	newDigests := digestsOf(new)
-	for _, d := range digestsOf(old) {
-		if !contains(newDigests, d) {
+	newDigests := new.Digests()
+	for _, d := range old.Digests() {
+		if !slices.Contains(newDigests, d) {
 			keys = append(keys, digestKey(nil, &d))
 		}
 	}
@@ -390,9 +391,9 @@ func stagePut(b *pebble.Batch, old, new *Record) error {
 		return nil
 	}
 	var kb [1 + len(Digest{})]byte
-	oldDigests := digestsOf(old)
-	for _, d := range digestsOf(new) {
-		if !contains(oldDigests, d) {
+	oldDigests := old.Digests()
+	for _, d := range new.Digests() {
+		if !slices.Contains(oldDigests, d) {
 			if err := b.Set(digestKey(kb[:0], &d), []byte(new.ID), nil); err != nil {
 				return fmt.Errorf("keystore: write %s: %w", new.ID, err)
 			}
@@ -409,8 +410,9 @@ func stagePut(b *pebble.Batch, old, new *Record) error {
 	return nil
 }
 
-// digestsOf returns the digests r lists (none for a nil r).
-func digestsOf(r *Record) []Digest {
+// Digests returns the digests r is found by: its Digest, and its
+// PrevDigest during a rotation's grace. A nil r lists none.
+func (r *Record) Digests() []Digest {
 	if r == nil {
 		return nil
 	}
@@ -418,15 +420,6 @@ func digestsOf(r *Record) []Digest {
 		return []Digest{r.Digest}
 	}
 	return []Digest{r.Digest, r.PrevDigest}
-}
-
-func contains(ds []Digest, d Digest) bool {
-	for _, x := range ds {
-		if x == d {
-			return true
-		}
-	}
-	return false
 }
 
 // Meta returns the value named name. If there is none, it calls create and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -269,104 +270,73 @@ func (t *txnBuilder) add(cs *keystore.ChangeSet) error {
 		}
 		t.guard(key, old)
 		t.ops = append(t.ops, clientv3.OpPut(key, string(r.new.AppendEncode(nil))))
-		oldDigests := digestsOf(r.old)
-		newDigests := digestsOf(r.new)
+		oldDigests := r.old.Digests()
+		newDigests := r.new.Digests()
 		for _, d := range newDigests {
-			if !containsDigest(oldDigests, d) {
+			if !slices.Contains(oldDigests, d) {
 				dk := t.data + kindDigest + digestName(d)
 				t.guard(dk, nil)
 				t.ops = append(t.ops, clientv3.OpPut(dk, id))
 			}
 		}
 		for _, d := range oldDigests {
-			if !containsDigest(newDigests, d) {
+			if !slices.Contains(newDigests, d) {
 				t.ops = append(t.ops, clientv3.OpDelete(t.data+kindDigest+digestName(d)))
 			}
 		}
 	}
-	type requestNet struct{ old, new *keystore.AccessRequest }
-	order = order[:0]
-	requests := map[string]*requestNet{}
+	var net netChanges
 	for _, c := range cs.Requests {
-		r, ok := requests[c.New.ID]
-		if !ok {
-			r = &requestNet{old: c.Old}
-			requests[c.New.ID] = r
-			order = append(order, c.New.ID)
-		}
-		r.new = c.New
-	}
-	for _, id := range order {
-		r := requests[id]
-		key := t.data + kindRequest + id
 		var old []byte
-		if r.old != nil {
-			old = r.old.AppendEncode(nil)
+		if c.Old != nil {
+			old = c.Old.AppendEncode(nil)
 		}
-		t.guard(key, old)
-		t.ops = append(t.ops, clientv3.OpPut(key, string(r.new.AppendEncode(nil))))
+		net.add(kindRequest+c.New.ID, old, c.New.AppendEncode(nil))
 	}
-	type revNet struct {
-		old []byte
-		new []byte
-	}
-	order = order[:0]
-	revs := map[string]*revNet{}
 	for _, c := range cs.Revocations {
-		var key string
-		var old, new []byte
+		var old []byte
 		if c.Token != nil {
-			key, new = kindToken+c.Token.TokenID, c.Token.AppendEncode(nil)
 			if c.OldToken != nil {
 				old = c.OldToken.AppendEncode(nil)
 			}
+			net.add(kindToken+c.Token.TokenID, old, c.Token.AppendEncode(nil))
 		} else {
-			key, new = kindSubject+c.Subject.Subject, c.Subject.AppendEncode(nil)
 			if c.OldSubject != nil {
 				old = c.OldSubject.AppendEncode(nil)
 			}
+			net.add(kindSubject+c.Subject.Subject, old, c.Subject.AppendEncode(nil))
 		}
-		r, ok := revs[key]
-		if !ok {
-			r = &revNet{old: old}
-			revs[key] = r
-			order = append(order, key)
-		}
-		r.new = new
 	}
-	for _, k := range order {
-		t.guard(t.data+k, revs[k].old)
-		t.ops = append(t.ops, clientv3.OpPut(t.data+k, string(revs[k].new)))
+	for _, c := range cs.Meta {
+		net.add(kindMeta+c.Name, c.Old, c.New)
 	}
-	seen := map[string]bool{}
-	for i := len(cs.Meta) - 1; i >= 0; i-- {
-		c := cs.Meta[i]
-		if seen[c.Name] {
-			continue
-		}
-		seen[c.Name] = true
-		key := t.data + kindMeta + c.Name
-		t.guard(key, c.Old)
-		t.ops = append(t.ops, clientv3.OpPut(key, string(c.New)))
+	for _, k := range net.order {
+		c := net.changes[k]
+		t.guard(t.data+k, c.old)
+		t.ops = append(t.ops, clientv3.OpPut(t.data+k, string(c.new)))
 	}
 	return nil
 }
 
-func digestsOf(r *keystore.Record) []keystore.Digest {
-	if r == nil {
-		return nil
-	}
-	if r.PrevDigest.IsZero() {
-		return []keystore.Digest{r.Digest}
-	}
-	return []keystore.Digest{r.Digest, r.PrevDigest}
+// netChanges folds several changes of one key into one: the first value
+// replaced (the guard) and the last value written, in the order the keys
+// first appear.
+type netChanges struct {
+	order   []string
+	changes map[string]*netChange
 }
 
-func containsDigest(ds []keystore.Digest, d keystore.Digest) bool {
-	for _, x := range ds {
-		if x == d {
-			return true
-		}
+type netChange struct{ old, new []byte }
+
+func (n *netChanges) add(key string, old, new []byte) {
+	if n.changes == nil {
+		n.changes = map[string]*netChange{}
 	}
-	return false
+	c, ok := n.changes[key]
+	if !ok {
+		c = &netChange{old: old}
+		n.changes[key] = c
+		n.order = append(n.order, key)
+	}
+	c.new = new
 }
