@@ -173,14 +173,21 @@ func (n *Node) applyRevision(rev uint64, events []*clientv3.Event) error {
 	n.m.lag.Set(lag.Seconds())
 	n.m.changes.Inc()
 	n.noteApplied(rev, audit, own)
-	if len(cs.Meta) > 0 && n.opts.OnMeta != nil {
-		names := make([]string, len(cs.Meta))
-		for i, c := range cs.Meta {
-			names[i] = c.Name
-		}
-		n.opts.OnMeta(names)
-	}
+	n.metaChanged(cs.Meta)
 	return nil
+}
+
+// metaChanged tells OnMeta the names of the shared meta values a change
+// set.
+func (n *Node) metaChanged(meta []keystore.MetaChange) {
+	if len(meta) == 0 || n.opts.OnMeta == nil {
+		return
+	}
+	names := make([]string, len(meta))
+	for i, c := range meta {
+		names[i] = c.Name
+	}
+	n.opts.OnMeta(names)
 }
 
 // resync replaces the replica by a consistent snapshot of etcd: a range
@@ -245,13 +252,7 @@ func (n *Node) resync(ctx context.Context, why string) error {
 	}
 	n.log.Info("resynced the replica from etcd", slog.Int64("revision", rev), slog.Int("keys", keys),
 		slog.Int("records", len(snap.Records)), slog.Duration("took", time.Since(start)))
-	if n.opts.OnMeta != nil {
-		names := make([]string, len(snap.Meta))
-		for i, c := range snap.Meta {
-			names[i] = c.Name
-		}
-		n.opts.OnMeta(names)
-	}
+	n.metaChanged(snap.Meta)
 	return nil
 }
 
