@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -33,6 +35,18 @@ type etcdCluster struct {
 	tb      testing.TB
 	token   string
 	members []*etcdMember
+	pki     *testPKI // set by withClientTLS: clients connect over TLS with a certificate
+}
+
+// etcdOption changes how startEtcdCluster sets a cluster up.
+type etcdOption func(*etcdCluster)
+
+// withClientTLS makes the members serve clients over TLS only (https
+// client URLs), with pki's server certificate, and require a client
+// certificate issued by pki's CA. The peer URLs stay plain http. Client
+// then connects with pki's client certificate.
+func withClientTLS(pki *testPKI) etcdOption {
+	return func(c *etcdCluster) { c.pki = pki }
 }
 
 // etcdMember is one member: its fixed name, data directory and URLs, and
@@ -50,10 +64,18 @@ type etcdMember struct {
 
 // startEtcdCluster starts a cluster of n members with data directories
 // under tb.TempDir() and waits until every member serves clients. The
-// members are closed when the test ends.
-func startEtcdCluster(tb testing.TB, n int) *etcdCluster {
+// members are closed when the test ends. Without options, clients connect
+// over plain http.
+func startEtcdCluster(tb testing.TB, n int, opts ...etcdOption) *etcdCluster {
 	tb.Helper()
 	c := &etcdCluster{tb: tb, token: fmt.Sprintf("clustertest-%d", time.Now().UnixNano())}
+	for _, o := range opts {
+		o(c)
+	}
+	clientScheme := "http"
+	if c.pki != nil {
+		clientScheme = "https"
+	}
 	base := tb.TempDir()
 	for i := range n {
 		name := fmt.Sprintf("m%d", i)
@@ -61,7 +83,7 @@ func startEtcdCluster(tb testing.TB, n int) *etcdCluster {
 			name:      name,
 			dir:       filepath.Join(base, name),
 			peerURL:   url.URL{Scheme: "http", Host: freeAddr(tb)},
-			clientURL: url.URL{Scheme: "http", Host: freeAddr(tb)},
+			clientURL: url.URL{Scheme: clientScheme, Host: freeAddr(tb)},
 		})
 	}
 	tb.Cleanup(func() {
@@ -113,7 +135,8 @@ func (c *etcdCluster) initialCluster() string {
 	return strings.Join(parts, ",")
 }
 
-// config is member i's configuration: quiet logs and short raft timeouts.
+// config is member i's configuration: quiet logs and short raft timeouts,
+// and the client TLS settings of withClientTLS.
 func (c *etcdCluster) config(i int, state string) *embed.Config {
 	m := c.members[i]
 	cfg := embed.NewConfig()
@@ -132,6 +155,19 @@ func (c *etcdCluster) config(i int, state string) *embed.Config {
 	cfg.LogLevel = "error"
 	// Even at level error, a closing member logs its listeners' errors.
 	cfg.LogOutputs = []string{c.logPath(i)}
+	if c.pki != nil {
+		cfg.ClientTLSInfo = transport.TLSInfo{
+			CertFile:       c.pki.ServerCert,
+			KeyFile:        c.pki.ServerKey,
+			TrustedCAFile:  c.pki.CAFile,
+			ClientCertAuth: true,
+		}
+		// A rejected client handshake is logged at level warn; so is
+		// every request slower than WarningUnaryRequestDuration, which
+		// embed.NewConfig leaves at zero.
+		cfg.LogLevel = "warn"
+		cfg.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
+	}
 	return cfg
 }
 
@@ -369,12 +405,19 @@ func (c *etcdCluster) take(i int) *embed.Etcd {
 	return e
 }
 
-// Client returns a client of every member, closed when the test ends.
+// Client returns a client of every member, closed when the test ends. It
+// presents the client certificate when the cluster was started
+// withClientTLS.
 func (c *etcdCluster) Client() *clientv3.Client {
 	c.tb.Helper()
+	var tlsCfg *tls.Config
+	if c.pki != nil {
+		tlsCfg = c.pki.ClientTLS(c.tb)
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   c.Endpoints(),
 		DialTimeout: 2 * time.Second,
+		TLS:         tlsCfg,
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {

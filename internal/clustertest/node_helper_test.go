@@ -117,18 +117,63 @@ type testCluster struct {
 	etcd       *etcdCluster
 	adminKey   string
 	secretFile string
+	etcdTLS    etcdTLSFiles // the tls section of every node's etcd configuration
 	nodes      []*node
+}
+
+// etcdTLSFiles is the cluster.etcd.tls section of a node's configuration.
+// The zero value writes no section.
+type etcdTLSFiles struct {
+	CAFile   string
+	CertFile string
+	KeyFile  string
+}
+
+// yaml returns the section, indented to sit under cluster.etcd, or "".
+func (f etcdTLSFiles) yaml() string {
+	if f == (etcdTLSFiles{}) {
+		return ""
+	}
+	s := "    tls:\n"
+	for _, kv := range [][2]string{{"ca_file", f.CAFile}, {"cert_file", f.CertFile}, {"key_file", f.KeyFile}} {
+		if kv[1] != "" {
+			s += fmt.Sprintf("      %s: %q\n", kv[0], kv[1])
+		}
+	}
+	return s
+}
+
+// clusterOptions are the settings of newTestClusterWith; the zero value
+// is what newTestCluster uses.
+type clusterOptions struct {
+	// PKI, when set, makes etcd serve clients over TLS with client
+	// certificate authentication (see withClientTLS), and every node
+	// connect with PKI's CA and client certificate.
+	PKI *testPKI
 }
 
 // newTestCluster starts an etcd cluster of members members and one verifyd
 // node per name, and waits until every node is ready.
 func newTestCluster(tb testing.TB, members int, names ...string) *testCluster {
 	tb.Helper()
+	return newTestClusterWith(tb, members, clusterOptions{}, names...)
+}
+
+// newTestClusterWith is newTestCluster with opts.
+func newTestClusterWith(tb testing.TB, members int, opts clusterOptions, names ...string) *testCluster {
+	tb.Helper()
 	bin := verifydBinary(tb)
+	var etcdOpts []etcdOption
+	var files etcdTLSFiles
+	if opts.PKI != nil {
+		etcdOpts = append(etcdOpts, withClientTLS(opts.PKI))
+		files = etcdTLSFiles{CAFile: opts.PKI.CAFile, CertFile: opts.PKI.ClientCert, KeyFile: opts.PKI.ClientKey}
+	}
 	c := &testCluster{
-		etcd:       startEtcdCluster(tb, members),
+		etcd:       startEtcdCluster(tb, members, etcdOpts...),
 		adminKey:   "clustertest-" + randomHex(16),
 		secretFile: filepath.Join(tb.TempDir(), "cluster.secret"),
+		etcdTLS:    files,
 	}
 	if err := os.WriteFile(c.secretFile, []byte(randomHex(32)+"\n"), 0o600); err != nil {
 		tb.Fatal(err)
@@ -154,8 +199,16 @@ func (c *testCluster) node(name string) *node {
 	return nil
 }
 
-// newNode writes the configuration of a node; it does not start it.
+// newNode writes the configuration of a node, with the cluster's etcd
+// TLS files; it does not start it.
 func (c *testCluster) newNode(tb testing.TB, bin, name string) *node {
+	tb.Helper()
+	return c.newNodeTLS(tb, bin, name, c.etcdTLS)
+}
+
+// newNodeTLS writes the configuration of a node that reaches etcd with
+// the TLS files tlsFiles; it does not start it.
+func (c *testCluster) newNodeTLS(tb testing.TB, bin, name string, tlsFiles etcdTLSFiles) *node {
 	tb.Helper()
 	dir := tb.TempDir()
 	n := &node{
@@ -195,6 +248,7 @@ cluster:
     dial_timeout: 2s
     request_timeout: 3s
 `, filepath.Join(dir, "data"), n.addr, name, c.secretFile, strings.Join(eps, ", "))
+	cfg += tlsFiles.yaml()
 	if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
 		tb.Fatal(err)
 	}
