@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 
@@ -87,7 +86,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 		DialKeepAliveTime:    2 * time.Second,
 		DialKeepAliveTimeout: 2 * time.Second,
 		TLS:                  tlsCfg,
-		Logger:               zap.NewNop(),
+		Logger:               clientLogger(opts.Logger.With(slog.String("component", "cluster"), slog.String("node", cfg.Node))),
 		MaxCallSendMsgSize:   2 << 20,
 		// Reconnect within 2 s once etcd is back, not after gRPC's
 		// default backoff of up to two minutes.

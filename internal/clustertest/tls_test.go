@@ -20,7 +20,9 @@ const refusedNodeWatch = 5 * time.Second
 var (
 	followFailedLine = regexp.MustCompile(`following etcd failed.*err=`)
 	noClientCertLine = regexp.MustCompile(`rejected connection on client endpoint.*didn't provide a certificate`)
-	rejectedLine     = regexp.MustCompile(`rejected connection`)
+	// The etcd client's own warning, which names the cause its errors drop.
+	clientCauseLine = regexp.MustCompile(`etcd client: .*(?i:certificate|tls|handshake)`)
+	rejectedLine    = regexp.MustCompile(`rejected connection`)
 )
 
 // TestReplicationOverTLS: with etcd serving clients over TLS and requiring
@@ -74,6 +76,7 @@ func TestReplicationOverTLS(t *testing.T) {
 		t.Errorf("node c without a client certificate: verify a valid key: %d %q %v, want 503 unavailable", code, status, err)
 	}
 	t.Logf("node c logged: %s", waitFileLine(t, "node c's log", noCert.logPath, followFailedLine, 15*time.Second))
+	t.Logf("node c logged: %s", waitFileLine(t, "node c's log", noCert.logPath, clientCauseLine, 15*time.Second))
 	t.Logf("etcd logged: %s", waitFileLine(t, "etcd member m0's log", c.etcd.logPath(0), noClientCertLine, 15*time.Second))
 	noCert.crash(t)
 
