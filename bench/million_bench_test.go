@@ -152,7 +152,7 @@ func benchCacheMemory(b *testing.B, m *millionStore) {
 	b.ReportMetric(n, "cached-keys")
 	b.ReportMetric(float64(after-before)/n, "B/key")
 	runtime.KeepAlive(digests)
-	b.Logf("struct sizes: keystore.Entry %d B (principal %d B and matcher %d B inside), rbac.Binding %d B",
+	b.Logf("struct sizes: keystore.Entry %d B (principal %d B inside; the matcher, %d B, is shared by scope list), rbac.Binding %d B",
 		reflect.TypeFor[keystore.Entry]().Size(), reflect.TypeFor[rbac.Principal]().Size(),
 		reflect.TypeFor[rbac.Matcher]().Size(), reflect.TypeFor[rbac.Binding]().Size())
 }

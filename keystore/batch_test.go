@@ -24,7 +24,7 @@ func TestCreateBatch(t *testing.T) {
 	}
 	for i, tok := range []string{"token-1", "token-2", "token-3"} {
 		e := mustLookup(t, s, Sum(tok))
-		if e == nil || e.Principal.KeyID != batch[i].ID {
+		if e == nil || e.Principal().KeyID != batch[i].ID {
 			t.Fatalf("Lookup(%s) = %+v", tok, e)
 		}
 	}

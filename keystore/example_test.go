@@ -35,8 +35,8 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	_, ok := e.Principal.Allows("mailbox:agent-7:read")
-	fmt.Println(e.Principal.Subject, e.Principal.Kind, ok, e.Revoked)
+	_, ok := e.Principal().Allows("mailbox:agent-7:read")
+	fmt.Println(e.Principal().Subject, e.Principal().Kind, ok, e.Revoked)
 
 	if _, err := s.Update(ctx, "QUJDREVGR0hJSktMTU5PUA", func(r *keystore.Record) error {
 		r.RevokedAt = time.Now()

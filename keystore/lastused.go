@@ -22,7 +22,7 @@ func (s *Store) Touch(e *Entry, now time.Time) {
 		return
 	}
 	select {
-	case s.touches <- touchNote{id: e.Principal.KeyID, at: sec}:
+	case s.touches <- touchNote{id: e.Principal().KeyID, at: sec}:
 	default:
 		s.m.lastUsedDropped.Inc()
 	}

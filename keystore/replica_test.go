@@ -93,7 +93,7 @@ func lookupID(t testing.TB, s *Store, token string) string {
 	if e == nil {
 		return ""
 	}
-	return e.Principal.KeyID
+	return e.Principal().KeyID
 }
 
 // pendingAt returns how many access requests are pending at now, and from

@@ -127,5 +127,5 @@ func principalOf(e *Entry) any {
 	if e == nil {
 		return nil
 	}
-	return *e.Principal
+	return *e.Principal()
 }

@@ -61,10 +61,6 @@ const genShards = 4096
 // field and nothing reachable from one may be modified. A write to the
 // record makes the store build a new Entry, with no binding.
 type Entry struct {
-	// Principal is the credential's identity: Subject, Kind (as
-	// Kind.String), KeyID (the record ID), Roles, ProjectRoles, Scopes,
-	// ExpiresAt, and Grants (Scopes, compiled).
-	Principal *rbac.Principal
 	// NotAfter is when the looked-up digest stops being valid: ExpiresAt for
 	// the current digest, the earlier of ExpiresAt and PrevNotAfter for the
 	// previous one. Zero means never.
@@ -74,20 +70,26 @@ type Entry struct {
 
 	gen      uint64       // generation of the digest's shard when the record was read
 	lastUsed atomic.Int64 // Unix seconds of the last use noted by Touch
-	// bind is Principal bound against the policy of its last use; see
+	// bind is the principal bound against the policy of its last use; see
 	// Binding. Empty until the first use that asks for a scope.
 	bind rbac.BindingSlot
 
-	// The Principal and its compiled grants live in the entry itself: a
-	// cache hit then touches one object, not three, which matters when a
-	// million cached entries do not fit in the CPU caches.
-	grants    rbac.Matcher
+	// The principal lives in the entry itself, so that a cache hit touches
+	// one object of its own (a million cached entries do not fit in the CPU
+	// caches); its Scopes and Grants belong to a grantSet shared by every
+	// entry with the same patterns, which stays in them.
 	principal rbac.Principal
 }
 
+// Principal returns the credential's identity: Subject, Kind (as
+// Kind.String), KeyID (the record ID), Roles, ProjectRoles, Scopes,
+// ExpiresAt, and Grants (Scopes, compiled). It is shared: callers must not
+// modify it.
+func (e *Entry) Principal() *rbac.Principal { return &e.principal }
+
 // Binding returns e's principal bound against p, from the entry when it
 // was bound against p before; see [rbac.BindingSlot.Get].
-func (e *Entry) Binding(p *rbac.Policy) *rbac.Binding { return e.bind.Get(p, e.Principal) }
+func (e *Entry) Binding(p *rbac.Policy) *rbac.Binding { return e.bind.Get(p, &e.principal) }
 
 // touchNote is one use of a credential, on its way to the flusher.
 type touchNote struct {
@@ -458,10 +460,9 @@ func newEntry(r *Record, d Digest, gen uint64) (*Entry, error) {
 	}
 	// The entry must not keep the decoded record alive: its strings are
 	// substrings of one copy of the whole encoded value (digests and all).
-	// Patterns, roles and project names are interned; subject and ID share
-	// one small allocation.
-	scopes := internStrings(r.Scopes)
-	grants, err := rbac.Compile(scopes)
+	// Patterns, roles and project names are interned, scope lists shared
+	// (grantSet); subject and ID share one small allocation.
+	grants, err := sharedGrants(r.Scopes)
 	if err != nil {
 		return nil, fmt.Errorf("keystore: record %s: %w", r.ID, err)
 	}
@@ -477,7 +478,6 @@ func newEntry(r *Record, d Digest, gen uint64) (*Entry, error) {
 		NotAfter: notAfter,
 		Revoked:  r.Revoked(),
 		gen:      gen,
-		grants:   *grants,
 	}
 	e.principal = rbac.Principal{
 		Subject:      subjectID[:len(r.Subject)],
@@ -485,14 +485,13 @@ func newEntry(r *Record, d Digest, gen uint64) (*Entry, error) {
 		KeyID:        subjectID[len(r.Subject):],
 		Roles:        internStrings(r.Roles),
 		ProjectRoles: projectRoles,
-		Scopes:       scopes,
+		Scopes:       grants.scopes,
 		ExpiresAt:    r.ExpiresAt,
-		Grants:       &e.grants,
+		Grants:       &grants.matcher,
 	}
 	if rl := r.Metadata[MetaRateLimit]; rl != "" {
 		e.principal.RateLimit = internString(rl)
 	}
-	e.Principal = &e.principal
 	return e, nil
 }
 

@@ -125,7 +125,7 @@ func TestCreateGetLookup(t *testing.T) {
 	if e == nil {
 		t.Fatal("Lookup of a created digest returned nil")
 	}
-	p := e.Principal
+	p := e.Principal()
 	if p.Subject != in.Subject || p.Kind != "pat" || p.KeyID != in.ID || !p.ExpiresAt.Equal(in.ExpiresAt) ||
 		!reflect.DeepEqual(p.Roles, in.Roles) || !reflect.DeepEqual(p.ProjectRoles, in.ProjectRoles) ||
 		!reflect.DeepEqual(p.Scopes, in.Scopes) {
@@ -193,7 +193,7 @@ func TestCreateErrors(t *testing.T) {
 				}
 			}
 			for _, tok := range []string{"a", "a-old"} {
-				if e := mustLookup(t, s, Sum(tok)); e == nil || e.Principal.KeyID != id(1) {
+				if e := mustLookup(t, s, Sum(tok)); e == nil || e.Principal().KeyID != id(1) {
 					t.Errorf("Lookup(%s) after rejected Create = %+v", tok, e)
 				}
 			}

@@ -236,7 +236,7 @@ func (v *Verifier) verify(token, scope string, start time.Time) (Result, credent
 	}
 	if f == credential.PAT {
 		// The embedded id is only a hint, checked after the digest matched.
-		if id, _ := credential.PATID(token); id != e.Principal.KeyID {
+		if id, _ := credential.PATID(token); id != e.Principal().KeyID {
 			return Result{Reason: Unknown}, f
 		}
 	}
@@ -248,7 +248,7 @@ func (v *Verifier) verify(token, scope string, start time.Time) (Result, credent
 		return Result{Reason: Expired}, f
 	}
 	v.store.Touch(e, now)
-	return v.answer(e.Principal, e, e.NotAfter, now, scope), f
+	return v.answer(e.Principal(), e, e.NotAfter, now, scope), f
 }
 
 // bindable is a cache entry that keeps its principal bound against the
