@@ -15,6 +15,7 @@ type metrics struct {
 	writeRevocation                  prometheus.Counter
 	writeRequest, writeAudit         prometheus.Counter
 	lastUsedDropped                  prometheus.Counter
+	filterRejects, filterBuilds      prometheus.Counter
 
 	collectors []prometheus.Collector
 }
@@ -26,8 +27,9 @@ const (
 
 // newMetrics builds the metrics; entries and negEntries report the number of
 // cached positive and negative entries when scraped, tokens and subjects the
-// number of token and subject revocations in effect.
-func newMetrics(entries, negEntries, tokens, subjects func() float64) *metrics {
+// number of token and subject revocations in effect, filterBytes the size
+// of the digest filter.
+func newMetrics(entries, negEntries, tokens, subjects, filterBytes func() float64) *metrics {
 	opts := func(name, help string) prometheus.Opts {
 		return prometheus.Opts{Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: name, Help: help}
 	}
@@ -57,6 +59,12 @@ func newMetrics(entries, negEntries, tokens, subjects func() float64) *metrics {
 		return prometheus.NewGaugeFunc(o, f)
 	}
 	tokensGauge, subjectsGauge := revocations("token", tokens), revocations("subject", subjects)
+	filterRejects := prometheus.NewCounter(prometheus.CounterOpts(opts("digest_filter_rejects_total",
+		"Lookups of digests the in-memory digest filter showed unknown, answered without a cache or store read.")))
+	filterBuilds := prometheus.NewCounter(prometheus.CounterOpts(opts("digest_filter_builds_total",
+		"Rebuilds of the digest filter from the digest index, larger, after it filled up (the build at start-up not counted).")))
+	filterSize := prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("digest_filter_bytes",
+		"Memory held by the digest filter.")), filterBytes)
 	return &metrics{
 		hits: hits.WithLabelValues("positive"), negHits: hits.WithLabelValues("negative"),
 		misses: misses.WithLabelValues("positive"), negMisses: misses.WithLabelValues("negative"),
@@ -67,7 +75,8 @@ func newMetrics(entries, negEntries, tokens, subjects func() float64) *metrics {
 		writeRevocation: writes.WithLabelValues("revocation"),
 		writeRequest:    writes.WithLabelValues("request"), writeAudit: writes.WithLabelValues("audit"),
 		lastUsedDropped: dropped,
+		filterRejects:   filterRejects, filterBuilds: filterBuilds,
 		collectors: []prometheus.Collector{hits, misses, evictions, reads, readErrors, writes, dropped,
-			entriesGauge, negGauge, tokensGauge, subjectsGauge},
+			entriesGauge, negGauge, tokensGauge, subjectsGauge, filterRejects, filterBuilds, filterSize},
 	}
 }

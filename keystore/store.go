@@ -108,6 +108,10 @@ type Store struct {
 	db    *pebble.DB
 	cache *ristretto.Cache[string, *Entry]
 	neg   *ristretto.Cache[string, uint64] // value: generation stamp
+	// filter holds every indexed digest (and some removed ones): a Lookup
+	// it rules out reads neither the negative cache nor Pebble. Replaced
+	// by a larger one, under mu, when it fills up; see noteDigests.
+	filter atomic.Pointer[digestFilter]
 
 	// gens are the generation counters guarding the caches; see Lookup.
 	gens [genShards]atomic.Uint64
@@ -192,6 +196,12 @@ func Open(dir string, opts *Options) (*Store, error) {
 		func() float64 { return float64(s.neg.MaxCost() - s.neg.RemainingCost()) },
 		func() float64 { n, _ := s.revocationCounts(); return float64(n) },
 		func() float64 { _, n := s.revocationCounts(); return float64(n) },
+		func() float64 {
+			if f := s.filter.Load(); f != nil {
+				return float64(f.sizeBytes())
+			}
+			return 0
+		},
 	)
 	if o.Registerer != nil {
 		for _, c := range s.m.collectors {
@@ -269,6 +279,11 @@ func Open(dir string, opts *Options) (*Store, error) {
 			return nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, dir, err)
 		}
 		return nil, fmt.Errorf("keystore: open %s: %w", dir, err)
+	}
+	if f, err := s.buildDigestFilter(0); err == nil {
+		s.filter.Store(f)
+	} else {
+		s.disableDigestFilter(err)
 	}
 	err = s.loadRevocations(time.Now())
 	if err == nil {
@@ -369,6 +384,10 @@ func (s *Store) lookup(d *Digest) (*Entry, error) {
 		return e, nil
 	}
 	s.m.misses.Inc()
+	if !s.filter.Load().mayContain(d) {
+		s.m.filterRejects.Inc()
+		return nil, nil
+	}
 	if g, ok := s.neg.Get(key); ok && g == gen {
 		s.m.negHits.Inc()
 		return nil, nil

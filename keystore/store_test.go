@@ -597,7 +597,10 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	}
 }
 
-func TestNegativeCacheSeesCreate(t *testing.T) {
+// A digest unknown a moment ago resolves as soon as the Create that
+// stores it returns: one never stored (which the digest filter rules out)
+// and one freed by a rotation (which the negative cache held).
+func TestUnknownDigestSeesCreate(t *testing.T) {
 	s := openMem(t, nil)
 	for i := range 50 {
 		tok := fmt.Sprint("new", i)
@@ -609,6 +612,25 @@ func TestNegativeCacheSeesCreate(t *testing.T) {
 		if e := mustLookup(t, s, Sum(tok)); e == nil {
 			t.Fatalf("Lookup right after Create of %s returned nil", tok)
 		}
+		// Free tok again, have the negative cache hold it, and store it
+		// in another record.
+		if _, err := s.Update(ctx, id(i), func(r *Record) error { r.Digest = Sum(tok + "-rotated"); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		hits := counterValue(t, s.m.negHits)
+		for range 2 {
+			if e := mustLookup(t, s, Sum(tok)); e != nil {
+				t.Fatalf("Lookup of a rotated-away digest = %+v", e)
+			}
+			s.WaitCache()
+		}
+		if counterValue(t, s.m.negHits) != hits+1 {
+			t.Fatalf("the rotated-away digest of %s was not negatively cached", tok)
+		}
+		mustCreate(t, s, testRecord(id(100+i), tok))
+		if e := mustLookup(t, s, Sum(tok)); e == nil || e.Principal().KeyID != id(100+i) {
+			t.Fatalf("Lookup right after the second Create of %s = %+v", tok, e)
+		}
 	}
 }
 
@@ -617,17 +639,24 @@ func TestMetrics(t *testing.T) {
 	opts := quietOptions()
 	opts.Registerer = reg
 	s := openMem(t, opts)
+	// "a" is rotated away: it stays in the digest filter and reaches the
+	// negative cache; "b" was never stored, and the filter rules it out.
 	mustCreate(t, s, testRecord(id(1), "a"))
-	mustLookup(t, s, Sum("a"))
-	mustLookup(t, s, Sum("b"))
-	s.WaitCache()
-	mustLookup(t, s, Sum("a"))
-	mustLookup(t, s, Sum("b"))
+	if _, err := s.Update(ctx, id(1), func(r *Record) error { r.Digest = Sum("a2"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		mustLookup(t, s, Sum("a2"))
+		mustLookup(t, s, Sum("a"))
+		mustLookup(t, s, Sum("b"))
+		s.WaitCache()
+	}
 	for _, tc := range []struct {
 		c    prometheus.Counter
 		want float64
 	}{
-		{s.m.hits, 1}, {s.m.negHits, 1}, {s.m.misses, 3}, {s.m.negMisses, 2}, {s.m.reads, 2}, {s.m.writeCreate, 1},
+		{s.m.hits, 1}, {s.m.negHits, 1}, {s.m.misses, 5}, {s.m.negMisses, 2}, {s.m.reads, 2},
+		{s.m.filterRejects, 2}, {s.m.filterBuilds, 0}, {s.m.writeCreate, 1}, {s.m.writeUpdate, 1},
 	} {
 		if got := counterValue(t, tc.c); got != tc.want {
 			t.Errorf("%s = %v, want %v", tc.c.Desc(), got, tc.want)
@@ -646,7 +675,8 @@ func TestMetrics(t *testing.T) {
 		"verifyd_keystore_cache_evictions_total": 2, "verifyd_keystore_cache_entries": 2,
 		"verifyd_keystore_writes_total": 7, "verifyd_keystore_store_reads_total": 1,
 		"verifyd_keystore_store_read_errors_total": 1, "verifyd_keystore_last_used_dropped_total": 1,
-		"verifyd_keystore_revocations": 2,
+		"verifyd_keystore_revocations": 2, "verifyd_keystore_digest_filter_rejects_total": 1,
+		"verifyd_keystore_digest_filter_builds_total": 1, "verifyd_keystore_digest_filter_bytes": 1,
 	} {
 		if series[name] != want {
 			t.Errorf("%s: %d series, want %d", name, series[name], want)

@@ -284,6 +284,7 @@ func (s *Store) commit(cs *ChangeSet, pos *ReplicaPos) error {
 			return fmt.Errorf("keystore: write replica position: %w", err)
 		}
 	}
+	s.noteDigests(cs)
 	err := b.Commit(pebble.Sync)
 	// Invalidate even if the commit failed: its outcome is then unknown.
 	s.invalidate(touched)

@@ -1,0 +1,177 @@
+package keystore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// A digestFilter is a Bloom filter over every digest the store indexes, in
+// memory, so that a Lookup of an unknown digest (a flood of random
+// well-formed keys) is answered without touching the negative cache or
+// Pebble. It has no false negatives: every indexed digest is in it (see
+// Store.noteDigests). A false positive only costs the lookup it would have
+// cost without the filter. Removed digests stay in it until the next build.
+//
+// It is blocked: the four bits of a digest lie in one 64-bit word, so a
+// test reads one word. A digest is a SHA-256, uniformly distributed and
+// beyond a client's control, so its bytes serve as the hash: bytes 24-31
+// choose the word and bytes 8-15 the bits (the caches key on bytes 0-15,
+// the generation shards on bytes 16-17).
+type digestFilter struct {
+	words    []atomic.Uint64
+	mask     uint64       // len(words) - 1, a power of two minus one
+	capacity int          // digests it holds before it is rebuilt larger
+	added    atomic.Int64 // digests added, removed ones included
+}
+
+const (
+	// filterBitsPerDigest is the filter's size per digest when full: with
+	// four bits in a 64-bit word, about one unknown digest in 1 000 then
+	// passes it (measured: TestDigestFilterFalsePositives).
+	filterBitsPerDigest = 32
+	minFilterWords      = 1 << 10 // 8 KiB, 2048 digests
+)
+
+// newDigestFilter returns an empty filter with room for at least 2n
+// digests.
+func newDigestFilter(n int) *digestFilter {
+	words := minFilterWords
+	for words*64/filterBitsPerDigest < 2*n {
+		words *= 2
+	}
+	return &digestFilter{
+		words:    make([]atomic.Uint64, words),
+		mask:     uint64(words - 1),
+		capacity: words * 64 / filterBitsPerDigest,
+	}
+}
+
+// probe returns the word index and bit mask of d.
+func (f *digestFilter) probe(d *Digest) (uint64, uint64) {
+	h := binary.LittleEndian.Uint64(d[8:16])
+	bits := uint64(1)<<(h&63) | uint64(1)<<(h>>6&63) | uint64(1)<<(h>>12&63) | uint64(1)<<(h>>18&63)
+	return binary.LittleEndian.Uint64(d[24:32]) & f.mask, bits
+}
+
+// add puts d in the filter. It is safe to call concurrently with
+// mayContain.
+func (f *digestFilter) add(d *Digest) {
+	i, bits := f.probe(d)
+	f.words[i].Or(bits)
+	f.added.Add(1)
+}
+
+// mayContain reports false when d was certainly never added. A nil filter
+// (see disableDigestFilter) contains every digest.
+func (f *digestFilter) mayContain(d *Digest) bool {
+	if f == nil {
+		return true
+	}
+	i, bits := f.probe(d)
+	return f.words[i].Load()&bits == bits
+}
+
+// sizeBytes returns the memory the filter's bits take.
+func (f *digestFilter) sizeBytes() int {
+	if f == nil {
+		return 0
+	}
+	return len(f.words) * 8
+}
+
+// buildDigestFilter reads the whole digest index into a new filter with
+// room for at least 2*hint digests, and more when the index holds more.
+// Writes must be excluded (mu held, or Open), so that none lands between
+// the read and the filter's publication.
+func (s *Store) buildDigestFilter(hint int) (*digestFilter, error) {
+	lower := []byte{prefixDigest}
+	for {
+		f := newDigestFilter(hint)
+		full, err := s.fillDigestFilter(f, lower)
+		if err != nil {
+			return nil, err
+		}
+		if !full {
+			return f, nil
+		}
+		hint = f.capacity // read again into one twice as large
+	}
+}
+
+// fillDigestFilter adds every indexed digest to f; full reports that f
+// reached its capacity first.
+func (s *Store) fillDigestFilter(f *digestFilter, lower []byte) (full bool, err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return false, fmt.Errorf("keystore: read digest index: %w", err)
+	}
+	defer it.Close()
+	var d Digest
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) != 1+len(d) {
+			return false, fmt.Errorf("%w: digest index key %x", ErrCorrupt, k)
+		}
+		if f.added.Load() >= int64(f.capacity) {
+			return true, nil
+		}
+		copy(d[:], k[1:])
+		f.add(&d)
+	}
+	if err := it.Error(); err != nil {
+		return false, fmt.Errorf("keystore: read digest index: %w", err)
+	}
+	return false, nil
+}
+
+// noteDigests adds to the digest filter every digest the records of cs
+// index anew, before cs is committed: a Lookup that starts once the write
+// returned finds them in the filter. When they would fill it, the filter
+// is first rebuilt from the index, larger and without the digests removed
+// since the last build. mu must be held.
+func (s *Store) noteDigests(cs *ChangeSet) {
+	var added []Digest
+	for _, c := range cs.Records {
+		old := c.Old.Digests()
+		for _, d := range c.New.Digests() {
+			if !slices.Contains(old, d) {
+				added = append(added, d)
+			}
+		}
+	}
+	if len(added) == 0 {
+		return
+	}
+	f := s.filter.Load()
+	if f == nil {
+		return
+	}
+	if n := int(f.added.Load()) + len(added); n > f.capacity {
+		nf, err := s.buildDigestFilter(n)
+		if err != nil {
+			s.disableDigestFilter(err)
+			return
+		}
+		s.filter.Store(nf)
+		s.m.filterBuilds.Inc()
+		f = nf
+	}
+	for i := range added {
+		f.add(&added[i])
+	}
+}
+
+// disableDigestFilter stops filtering lookups when the digest index could
+// not be read whole: every lookup then goes to the caches and Pebble, as
+// without a filter, and the damage surfaces in the lookups that meet it
+// rather than stopping the store. It lasts until the next Open.
+func (s *Store) disableDigestFilter(err error) {
+	s.filter.Store(nil)
+	s.log.Error("digest filter disabled: the digest index could not be read; unknown keys now cost a store read each until restart",
+		slog.Any("err", err))
+}
