@@ -2,9 +2,12 @@ package keystore
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -40,10 +43,21 @@ const (
 // newDigestFilter returns an empty filter with room for at least 2n
 // digests.
 func newDigestFilter(n int) *digestFilter {
+	return emptyDigestFilter(filterWords(n))
+}
+
+// filterWords returns the number of words of a filter with room for at
+// least 2n digests.
+func filterWords(n int) int {
 	words := minFilterWords
 	for words*64/filterBitsPerDigest < 2*n {
 		words *= 2
 	}
+	return words
+}
+
+// emptyDigestFilter returns an empty filter of words words, a power of two.
+func emptyDigestFilter(words int) *digestFilter {
 	return &digestFilter{
 		words:    make([]atomic.Uint64, words),
 		mask:     uint64(words - 1),
@@ -59,11 +73,16 @@ func (f *digestFilter) probe(d *Digest) (uint64, uint64) {
 }
 
 // add puts d in the filter. It is safe to call concurrently with
-// mayContain.
+// mayContain and with itself.
 func (f *digestFilter) add(d *Digest) {
+	f.set(d)
+	f.added.Add(1)
+}
+
+// set puts d in the filter without counting it.
+func (f *digestFilter) set(d *Digest) {
 	i, bits := f.probe(d)
 	f.words[i].Or(bits)
-	f.added.Add(1)
 }
 
 // mayContain reports false when d was certainly never added. A nil filter
@@ -85,43 +104,100 @@ func (f *digestFilter) sizeBytes() int {
 }
 
 // buildDigestFilter reads the whole digest index into a new filter with
-// room for at least 2*hint digests, and more when the index holds more.
+// room for twice the digests it holds, and for at least 2*hint. It reads
+// the index once unless it holds more than buildFilterDigests (or hint)
+// digests: the filter starts that large and is folded down to size after.
 // Writes must be excluded (mu held, or Open), so that none lands between
 // the read and the filter's publication.
 func (s *Store) buildDigestFilter(hint int) (*digestFilter, error) {
-	lower := []byte{prefixDigest}
+	n := max(hint, buildFilterDigests)
 	for {
-		f := newDigestFilter(hint)
-		full, err := s.fillDigestFilter(f, lower)
+		f := newDigestFilter(n)
+		full, err := s.fillDigestFilter(f)
 		if err != nil {
 			return nil, err
 		}
 		if !full {
+			if w := filterWords(max(int(f.added.Load()), hint)); w < len(f.words) {
+				f = f.shrink(w)
+			}
 			return f, nil
 		}
-		hint = f.capacity // read again into one twice as large
+		n = 2 * f.capacity // read again into one four times as large
 	}
 }
 
-// fillDigestFilter adds every indexed digest to f; full reports that f
-// reached its capacity first.
-func (s *Store) fillDigestFilter(f *digestFilter, lower []byte) (full bool, err error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+// buildFilterDigests is the number of digests buildDigestFilter makes room
+// for before it knows how many there are: a million (a 4 MiB filter while
+// it reads).
+const buildFilterDigests = 1 << 19
+
+// shrink returns f folded down to words words (a smaller power of two),
+// with every digest f holds: a digest's word index is its bits under the
+// mask, so the words that share those bits fold onto one. f must not be in
+// use.
+func (f *digestFilter) shrink(words int) *digestFilter {
+	g := emptyDigestFilter(words)
+	for i := range f.words {
+		g.words[i&(words-1)].Or(f.words[i].Load())
+	}
+	g.added.Store(f.added.Load())
+	return g
+}
+
+// fillDigestFilter adds every indexed digest to f, reading the index in
+// as many parts at once as there are processors (at most 8): digests are
+// spread evenly over their first byte. full reports that f reached its
+// capacity first.
+func (s *Store) fillDigestFilter(f *digestFilter) (full bool, err error) {
+	parts := min(runtime.GOMAXPROCS(0), 8)
+	fulls, errs := make([]bool, parts), make([]error, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		lower, upper := []byte{prefixDigest, byte(i * 256 / parts)}, []byte{prefixDigest, byte((i + 1) * 256 / parts)}
+		if i == 0 {
+			lower = []byte{prefixDigest}
+		}
+		if i == parts-1 {
+			upper = prefixEnd([]byte{prefixDigest})
+		}
+		wg.Go(func() { fulls[i], errs[i] = s.fillDigestRange(f, lower, upper) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return false, err
+	}
+	return slices.Contains(fulls, true), nil
+}
+
+// fillDigestRange adds the indexed digests of keys in [lower, upper) to f.
+func (s *Store) fillDigestRange(f *digestFilter, lower, upper []byte) (full bool, err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return false, fmt.Errorf("keystore: read digest index: %w", err)
 	}
 	defer it.Close()
+	// The parts count into f.added a chunk at a time, so as not to contend
+	// for it: f may take up to a chunk per part beyond its capacity.
+	const chunk = 1024
 	var d Digest
+	n := 0
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		if len(k) != 1+len(d) {
 			return false, fmt.Errorf("%w: digest index key %x", ErrCorrupt, k)
 		}
-		if f.added.Load() >= int64(f.capacity) {
-			return true, nil
+		if n++; n == chunk {
+			if f.added.Add(chunk) > int64(f.capacity) {
+				return true, nil
+			}
+			n = 0
 		}
 		copy(d[:], k[1:])
-		f.add(&d)
+		f.set(&d)
+	}
+	if f.added.Add(int64(n)) > int64(f.capacity) {
+		return true, nil
 	}
 	if err := it.Error(); err != nil {
 		return false, fmt.Errorf("keystore: read digest index: %w", err)

@@ -177,3 +177,30 @@ func TestDigestFilterDisabled(t *testing.T) {
 		t.Error("an unknown digest did not read the store with the filter disabled")
 	}
 }
+
+// A filter shrunk to a smaller size keeps every digest it held.
+func TestDigestFilterShrink(t *testing.T) {
+	f := newDigestFilter(100_000)
+	for i := range 1000 {
+		d := digestOf(i)
+		f.add(&d)
+	}
+	g := f.shrink(minFilterWords)
+	if len(g.words) != minFilterWords || g.capacity != minFilterWords*64/filterBitsPerDigest || g.added.Load() != 1000 {
+		t.Fatalf("shrunk filter: %d words, capacity %d, %d added", len(g.words), g.capacity, g.added.Load())
+	}
+	for i := range 1000 {
+		if d := digestOf(i); !g.mayContain(&d) {
+			t.Fatalf("digest %d lost by the shrink", i)
+		}
+	}
+	passed := 0
+	for i := range 100_000 {
+		if d := digestOf(1000 + i); g.mayContain(&d) {
+			passed++
+		}
+	}
+	if passed > 100 {
+		t.Errorf("%d of 100000 unknown digests passed the shrunk filter", passed)
+	}
+}
