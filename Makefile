@@ -83,6 +83,9 @@ benchcmp: ## compare bench/out/new.txt with the committed baseline
 bench-http: ## POST /v1/verify against a bare fasthttp handler under wrk, 50 connections: make bench-http DURATION=10s
 	DURATION='$(DURATION)' GO='$(GO)' bash bench/http.sh
 
+bench-flood: ## valid-key latency over the socket, quiet and during floods of 1M random well-formed keys, and the daemon's RSS: make bench-flood
+	BIN='$(BIN)' GO='$(GO)' bash bench/flood.sh
+
 bench-redis: ## verifyd's socket against Redis GET, 50 connections, depth 1 and 16: make bench-redis KEYS=1000000
 	KEYS='$(KEYS)' BIN='$(BIN)' GO='$(GO)' bash bench/redis.sh
 

@@ -2,12 +2,30 @@ package keystore
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/verifyd/verifyd/internal/stripe"
+)
+
+// A lookupOutcome is one of the counts every Lookup adds to.
+type lookupOutcome int
+
+const (
+	lookupHit      lookupOutcome = iota // answered by the positive cache
+	lookupMiss                          // not answered by the positive cache
+	lookupFiltered                      // ruled out by the digest filter
+	lookupNegHit                        // answered by the negative cache
+	lookupNegMiss                       // not answered by the negative cache
+	numLookupOutcomes
 )
 
 // metrics holds the store's pre-resolved metric children: the hot path only
-// ever calls Inc on a field.
+// ever adds to a striped count (count) or calls Inc on a field.
 type metrics struct {
-	hits, misses, negHits, negMisses prometheus.Counter
+	// lookups counts Lookup outcomes on every core without contention
+	// (package stripe); the counters below expose them.
+	lookups                          *stripe.Set
+	hits, misses, negHits, negMisses prometheus.CounterFunc
+	filterRejects                    prometheus.CounterFunc
 	evictions, negEvictions          prometheus.Counter
 	reads, readErrors                prometheus.Counter
 	writeCreate, writeUpdate         prometheus.Counter
@@ -15,7 +33,7 @@ type metrics struct {
 	writeRevocation                  prometheus.Counter
 	writeRequest, writeAudit         prometheus.Counter
 	lastUsedDropped                  prometheus.Counter
-	filterRejects, filterBuilds      prometheus.Counter
+	filterBuilds                     prometheus.Counter
 
 	collectors []prometheus.Collector
 }
@@ -33,10 +51,20 @@ func newMetrics(entries, negEntries, tokens, subjects, filterBytes func() float6
 	opts := func(name, help string) prometheus.Opts {
 		return prometheus.Opts{Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: name, Help: help}
 	}
-	hits := prometheus.NewCounterVec(prometheus.CounterOpts(opts("cache_hits_total",
-		"Lookups answered from a cache, by cache (positive: known digests; negative: unknown digests).")), []string{"cache"})
-	misses := prometheus.NewCounterVec(prometheus.CounterOpts(opts("cache_misses_total",
-		"Lookups a cache could not answer, by cache.")), []string{"cache"})
+	lookups := stripe.New(int(numLookupOutcomes))
+	lookupCounter := func(name, help, cache string, o lookupOutcome) prometheus.CounterFunc {
+		co := prometheus.CounterOpts(opts(name, help))
+		if cache != "" {
+			co.ConstLabels = prometheus.Labels{"cache": cache}
+		}
+		return prometheus.NewCounterFunc(co, func() float64 { return float64(lookups.Load(int(o))) })
+	}
+	const hitsHelp = "Lookups answered from a cache, by cache (positive: known digests; negative: unknown digests)."
+	const missesHelp = "Lookups a cache could not answer, by cache."
+	hits, negHits := lookupCounter("cache_hits_total", hitsHelp, "positive", lookupHit), lookupCounter("cache_hits_total", hitsHelp, "negative", lookupNegHit)
+	misses, negMisses := lookupCounter("cache_misses_total", missesHelp, "positive", lookupMiss), lookupCounter("cache_misses_total", missesHelp, "negative", lookupNegMiss)
+	filterRejects := lookupCounter("digest_filter_rejects_total",
+		"Lookups of digests the in-memory digest filter showed unknown, answered without a cache or store read.", "", lookupFiltered)
 	evictions := prometheus.NewCounterVec(prometheus.CounterOpts(opts("cache_evictions_total",
 		"Entries evicted from a cache to make room, by cache.")), []string{"cache"})
 	reads := prometheus.NewCounter(prometheus.CounterOpts(opts("store_reads_total",
@@ -59,15 +87,12 @@ func newMetrics(entries, negEntries, tokens, subjects, filterBytes func() float6
 		return prometheus.NewGaugeFunc(o, f)
 	}
 	tokensGauge, subjectsGauge := revocations("token", tokens), revocations("subject", subjects)
-	filterRejects := prometheus.NewCounter(prometheus.CounterOpts(opts("digest_filter_rejects_total",
-		"Lookups of digests the in-memory digest filter showed unknown, answered without a cache or store read.")))
 	filterBuilds := prometheus.NewCounter(prometheus.CounterOpts(opts("digest_filter_builds_total",
 		"Rebuilds of the digest filter from the digest index, larger, after it filled up (the build at start-up not counted).")))
 	filterSize := prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("digest_filter_bytes",
 		"Memory held by the digest filter.")), filterBytes)
 	return &metrics{
-		hits: hits.WithLabelValues("positive"), negHits: hits.WithLabelValues("negative"),
-		misses: misses.WithLabelValues("positive"), negMisses: misses.WithLabelValues("negative"),
+		lookups: lookups, hits: hits, negHits: negHits, misses: misses, negMisses: negMisses,
 		evictions: evictions.WithLabelValues("positive"), negEvictions: evictions.WithLabelValues("negative"),
 		reads: reads, readErrors: readErrors,
 		writeCreate: writes.WithLabelValues("create"), writeUpdate: writes.WithLabelValues("update"),
@@ -76,7 +101,12 @@ func newMetrics(entries, negEntries, tokens, subjects, filterBytes func() float6
 		writeRequest:    writes.WithLabelValues("request"), writeAudit: writes.WithLabelValues("audit"),
 		lastUsedDropped: dropped,
 		filterRejects:   filterRejects, filterBuilds: filterBuilds,
-		collectors: []prometheus.Collector{hits, misses, evictions, reads, readErrors, writes, dropped,
+		collectors: []prometheus.Collector{hits, negHits, misses, negMisses, evictions, reads, readErrors, writes, dropped,
 			entriesGauge, negGauge, tokensGauge, subjectsGauge, filterRejects, filterBuilds, filterSize},
 	}
+}
+
+// count adds one Lookup outcome.
+func (m *metrics) count(o lookupOutcome) {
+	m.lookups.Add(stripe.Index(), int(o), 1)
 }

@@ -380,19 +380,19 @@ func (s *Store) lookup(d *Digest) (*Entry, error) {
 	gen := s.shard(d).Load()
 	key := d.cacheKey()
 	if e, ok := s.cache.Get(key); ok && e.gen == gen {
-		s.m.hits.Inc()
+		s.m.count(lookupHit)
 		return e, nil
 	}
-	s.m.misses.Inc()
+	s.m.count(lookupMiss)
 	if !s.filter.Load().mayContain(d) {
-		s.m.filterRejects.Inc()
+		s.m.count(lookupFiltered)
 		return nil, nil
 	}
 	if g, ok := s.neg.Get(key); ok && g == gen {
-		s.m.negHits.Inc()
+		s.m.count(lookupNegHit)
 		return nil, nil
 	}
-	s.m.negMisses.Inc()
+	s.m.count(lookupNegMiss)
 
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()

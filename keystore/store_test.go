@@ -652,7 +652,7 @@ func TestMetrics(t *testing.T) {
 		s.WaitCache()
 	}
 	for _, tc := range []struct {
-		c    prometheus.Counter
+		c    prometheus.Metric
 		want float64
 	}{
 		{s.m.hits, 1}, {s.m.negHits, 1}, {s.m.misses, 5}, {s.m.negMisses, 2}, {s.m.reads, 2},
@@ -688,7 +688,7 @@ func TestMetrics(t *testing.T) {
 }
 
 // counterValue returns the current value of c.
-func counterValue(t testing.TB, c prometheus.Counter) float64 {
+func counterValue(t testing.TB, c prometheus.Metric) float64 {
 	t.Helper()
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/verifyd/verifyd/keystore"
 	"github.com/verifyd/verifyd/verify/credential"
@@ -80,16 +79,7 @@ func TestIntrospectCountsAsVerification(t *testing.T) {
 	f.v.Introspect(secret)
 	f.v.Introspect("x")
 	f.v.Introspect("x")
-	if ok, bad := counterValue(t, m.decisions[credential.APIKey][OK]), counterValue(t, m.decisions[credential.Malformed][Malformed]); ok != 1 || bad != 2 {
+	if ok, bad := m.decisionCount(credential.APIKey, OK), m.decisionCount(credential.Malformed, Malformed); ok != 1 || bad != 2 {
 		t.Errorf("counted %v ok api keys and %v malformed tokens, want 1 and 2", ok, bad)
 	}
-}
-
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }
