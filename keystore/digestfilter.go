@@ -23,8 +23,8 @@ import (
 // It is blocked: the four bits of a digest lie in one 64-bit word, so a
 // test reads one word. A digest is a SHA-256, uniformly distributed and
 // beyond a client's control, so its bytes serve as the hash: bytes 24-31
-// choose the word and bytes 8-15 the bits (the caches key on bytes 0-15,
-// the generation shards on bytes 16-17).
+// choose the word and bytes 20-22 the bits, bytes neither the caches' key
+// hashes (bytes 0-15) nor the generation shards (bytes 16-17) use.
 type digestFilter struct {
 	words    []atomic.Uint64
 	mask     uint64       // len(words) - 1, a power of two minus one
@@ -67,8 +67,8 @@ func emptyDigestFilter(words int) *digestFilter {
 
 // probe returns the word index and bit mask of d.
 func (f *digestFilter) probe(d *Digest) (uint64, uint64) {
-	h := binary.LittleEndian.Uint64(d[8:16])
-	bits := uint64(1)<<(h&63) | uint64(1)<<(h>>6&63) | uint64(1)<<(h>>12&63) | uint64(1)<<(h>>18&63)
+	h := binary.LittleEndian.Uint32(d[20:24])
+	bits := uint64(1)<<(h&63) | uint64(1)<<(h>>6&63) | uint64(1)<<(h>>12&63) | uint64(1)<<(h>>18&63) // 24 bits: bytes 20-22
 	return binary.LittleEndian.Uint64(d[24:32]) & f.mask, bits
 }
 
