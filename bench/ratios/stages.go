@@ -101,6 +101,7 @@ func buildStages() []Stage {
 		{Stage: Ref{"verify/jwt", "VerifyJWT/HS256"}, Floors: []Ref{{"verify/jwt", "Floor/hmac_sha256_reuse"}}},
 		{Stage: Ref{"internal/strictjson", "Parse/jwt_claims"}, Floors: []Ref{{"internal/strictjson", "Floor/encoding_json_valid"}}, Target: Target{}.noAllocs()},
 		{Stage: Ref{"rbac", "Match/patterns=100000"}, Target: below(200).noAllocs()},
+		{Stage: Ref{"internal/stripe", "Add/striped"}, Floors: []Ref{{"internal/stripe", "Add/floor_shared_atomic"}}, Target: Target{}.noAllocs()},
 	}
 	for _, shape := range socketShapes {
 		v, f := bench("Socket/verify/"+shape), bench("Socket/floor/"+shape)
