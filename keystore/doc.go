@@ -38,6 +38,14 @@
 // level's filters, so a lookup of an unknown digest rarely touches a data
 // block.
 //
+// In front of Pebble, a [Store.Lookup] that misses the positive cache
+// consults an in-memory filter of every indexed digest (a blocked Bloom
+// filter, 32 bits a digest when full; read whole at Open, added to by the
+// same function before each commit, rebuilt larger from the digest index
+// when it fills): an unknown digest, such as a flood of random keys, is then
+// answered without the negative cache or a store read, and the negative
+// cache holds only the filter's false positives and removed digests.
+//
 // Last-use times are kept apart from the records. [Store.Touch] queues a
 // note at most once per LastUsedGranularity per cached entry, and one
 // background goroutine merges the notes and writes them in one batch every
