@@ -7,7 +7,9 @@
 // etcd leader changes, compaction, an etcd outage and killed nodes.
 //
 // The package is its own module so that the daemon's module never depends
-// on etcd's server packages; it imports nothing from the daemon's module.
+// on etcd's server packages. From the daemon's module (through a replace
+// directive to ../..) it imports only internal/testpki, for its
+// certificates.
 //
 // Run it from this directory:
 //

@@ -68,11 +68,24 @@ type Pair struct {
 // with Common Name cn.
 func (ca *CA) Server(t testing.TB, cn string) Pair {
 	t.Helper()
+	return ca.server(t, cn, x509.ExtKeyUsageServerAuth)
+}
+
+// Peer issues a certificate like Server's that is valid for client use
+// too: a server that also connects to itself or to its peers with it (an
+// etcd member's gateway does).
+func (ca *CA) Peer(t testing.TB, cn string) Pair {
+	t.Helper()
+	return ca.server(t, cn, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+}
+
+func (ca *CA) server(t testing.TB, cn string, usage ...x509.ExtKeyUsage) Pair {
+	t.Helper()
 	return ca.issue(t, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: cn},
 		DNSNames:    []string{"localhost"},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage: usage,
 	})
 }
 
