@@ -19,7 +19,7 @@
 #
 # Settings (environment): KEYS (1000), QUIET (10s), FLOOD (1000000),
 # FLOOD_CONNS (8), FLOODS (3), DURING (4s), LAG (1s), BIN (bin), GO (go).
-# Needs curl and jq.
+# Needs curl and jq, installed with apt-get when missing and running as root.
 set -euo pipefail
 
 KEYS=${KEYS:-1000}
@@ -34,52 +34,22 @@ GO=${GO:-go}
 
 cd "$(dirname "$0")/.."
 root=$PWD
-die() { echo "bench-flood: $*" >&2; exit 1; }
-for p in curl jq; do
-	command -v "$p" >/dev/null 2>&1 || die "missing $p (Debian: apt-get install $p)"
-done
-
-tmp=$(mktemp -d /tmp/vdflood.XXXXXX) # short: socket paths are limited to 108 bytes
-pids=()
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-	local p
-	for p in $(shuf -i 20000-60000 -n 50); do
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	die "no free loopback port found"
-}
+NAME=bench-flood
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+need_packages curl=curl jq=jq
 
 echo "bench-flood: building verifyd and verifybench into $BIN/"
 "$GO" build -o "$BIN/" ./cmd/verifyd ./cmd/verifybench
 
 port=$(free_port)
 sock=$tmp/verifyd.sock
-VERIFYD_ADMIN_KEY=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+VERIFYD_ADMIN_KEY=$(new_admin_key)
 export VERIFYD_ADMIN_KEY
 "$BIN/verifyd" --data-dir "$tmp/data" --http-addr "127.0.0.1:$port" --socket "$sock" --log-level warn >"$tmp/verifyd.log" 2>&1 &
 vd=$!
 pids+=($vd)
-for _ in $(seq 300); do
-	curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-	sleep 0.1
-done
-curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || die "verifyd did not come up (log: $tmp/verifyd.log)"
+wait_for "verifyd (log: $tmp/verifyd.log)" curl -sf "http://127.0.0.1:$port/readyz"
 "$BIN/verifybench" --socket "$sock" --admin-addr "http://127.0.0.1:$port" --keys "$KEYS" --save-keys "$tmp/keys" --quiet
 
 rss() { awk '$1 == "VmRSS:" { printf "%.0f MB", $2 / 1024 }' "/proc/$vd/status"; }

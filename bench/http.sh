@@ -26,32 +26,17 @@ ROUNDS=${ROUNDS:-3}
 GO=${GO:-go}
 
 cd "$(dirname "$0")/.."
-die() { echo "bench-http: $*" >&2; exit 1; }
-
-need=()
-for p in wrk curl jq; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
-if [ ${#need[@]} -gt 0 ]; then
-	[ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 ||
-		die "missing ${need[*]}: install them (Debian: apt-get install ${need[*]}) or run as root"
-	echo "bench-http: installing ${need[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null
-fi
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+NAME=bench-http
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+need_packages wrk=wrk curl=curl jq=jq
 
 "$GO" build -o "$tmp/" ./cmd/verifyd ./bench/httphello
 hello_addr=127.0.0.1:$("$tmp/httphello" -free-port)
 "$tmp/httphello" -addr "$hello_addr" &
 pids+=($!)
 vd_addr=127.0.0.1:$("$tmp/httphello" -free-port)
-admin=bench-http-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+admin=$(new_admin_key)
 cat >"$tmp/verifyd.yaml" <<CFG
 data_dir: $tmp/data
 socket: ""
@@ -62,11 +47,8 @@ log:
 CFG
 VERIFYD_ADMIN_KEY=$admin "$tmp/verifyd" --config "$tmp/verifyd.yaml" >"$tmp/verifyd.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do
-	curl -fs "http://$vd_addr/readyz" >/dev/null 2>&1 && curl -fs "http://$hello_addr/" >/dev/null 2>&1 && break
-	sleep 0.1
-done
-curl -fs "http://$vd_addr/readyz" >/dev/null || { cat "$tmp/verifyd.log"; die "verifyd did not start"; }
+wait_for "verifyd (log: $tmp/verifyd.log)" curl -fs "http://$vd_addr/readyz"
+wait_for "httphello" curl -fs "http://$hello_addr/"
 
 token=$(curl -fs -X POST -H "X-Admin-Key: $admin" "http://$vd_addr/v1/admin/keys" \
 	-d '{"subject":"bench","scopes":["tool:data:read"]}' | jq -r .secret)

@@ -39,78 +39,17 @@ ROUNDS=${ROUNDS:-3}
 cd "$(dirname "$0")/.."
 root=$PWD
 
-die() { echo "bench-redis: $*" >&2; exit 1; }
-
-# --- programs ---------------------------------------------------------------
-need=()
-for p in redis-server redis-benchmark redis-cli; do
-	command -v "$p" >/dev/null 2>&1 || { need+=(redis-server); break; }
-done
-command -v jq >/dev/null 2>&1 || need+=(jq)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-	[ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 ||
-		die "missing ${need[*]}: install them (Debian: apt-get install ${need[*]}) or run as root"
-	echo "bench-redis: installing ${need[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	# Keep the packages' services from starting; policy-rc.d is removed
-	# again unless it was there.
-	own_policy=0
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
-	fi
-	install() { apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; }
-	ok=1
-	install || { apt-get update -qq >/dev/null && install; } || ok=0
-	[ $own_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
-	[ $ok = 1 ] || die "installing ${need[*]} failed"
-fi
+NAME=bench-redis
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+need_packages redis-server=redis-server redis-benchmark=redis-server redis-cli=redis-server jq=jq curl=curl
 if [ "$PROFILE" = 1 ]; then
 	command -v perf >/dev/null 2>&1 || die "PROFILE=1 needs perf (Debian: linux-perf)"
 fi
 
-# --- cleanup ----------------------------------------------------------------
-tmp=$(mktemp -d /tmp/vdredis.XXXXXX) # short: socket paths are limited to 108 bytes
-pids=()
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# wait_for DESCRIPTION COMMAND...: run COMMAND every 0.1s until it succeeds, at most 30s.
-wait_for() {
-	local what=$1
-	shift
-	for _ in $(seq 300); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	die "$what did not come up within 30s"
-}
-
 # now: seconds since the epoch, with nanoseconds; since T0: seconds since T0.
 now() { date +%s.%N; }
 since() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.1f", a - b }'; }
-
-# free_port: a loopback TCP port nothing listens on.
-free_port() {
-	local p
-	for p in $(shuf -i 20000-60000 -n 50); do
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	die "no free loopback port found"
-}
 
 # --- build ------------------------------------------------------------------
 echo "bench-redis: building verifyd and verifybench into $BIN/"
@@ -141,7 +80,7 @@ redis-cli -s "$rsock" CONFIG RESETSTAT >/dev/null
 # --- verifyd ----------------------------------------------------------------
 port=$(free_port)
 vsock=$tmp/verifyd.sock
-VERIFYD_ADMIN_KEY=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+VERIFYD_ADMIN_KEY=$(new_admin_key)
 export VERIFYD_ADMIN_KEY
 # Every key fits in the cache (1M entries by default).
 export VERIFYD_CACHE_ENTRIES=$((KEYS > 1048576 ? KEYS : 1048576))
