@@ -213,12 +213,7 @@ func (s *Store) fillDigestRange(f *digestFilter, lower, upper []byte) (full bool
 func (s *Store) noteDigests(cs *ChangeSet) {
 	var added []Digest
 	for _, c := range cs.Records {
-		old := c.Old.Digests()
-		for _, d := range c.New.Digests() {
-			if !slices.Contains(old, d) {
-				added = append(added, d)
-			}
-		}
+		added = append(added, addedDigests(c.Old, c.New)...)
 	}
 	if len(added) == 0 {
 		return

@@ -343,11 +343,7 @@ func (s *Store) digestsFreeFor(old, new *Record) error {
 	if new == nil {
 		return nil
 	}
-	oldDigests := old.Digests()
-	for _, d := range new.Digests() {
-		if slices.Contains(oldDigests, d) {
-			continue
-		}
+	for _, d := range addedDigests(old, new) {
 		switch id, ok, err := s.digestID(&d); {
 		case err != nil:
 			return err
@@ -366,11 +362,8 @@ func stageRemove(b *pebble.Batch, old, new *Record) error {
 		return nil
 	}
 	var keys [][]byte
-	newDigests := new.Digests()
-	for _, d := range old.Digests() {
-		if !slices.Contains(newDigests, d) {
-			keys = append(keys, digestKey(nil, &d))
-		}
+	for _, d := range addedDigests(new, old) { // what the change takes out of the index
+		keys = append(keys, digestKey(nil, &d))
 	}
 	if new == nil || old.Subject != new.Subject {
 		keys = append(keys, subjectKey(old.Subject, old.ID))
@@ -392,12 +385,9 @@ func stagePut(b *pebble.Batch, old, new *Record) error {
 		return nil
 	}
 	var kb [1 + len(Digest{})]byte
-	oldDigests := old.Digests()
-	for _, d := range new.Digests() {
-		if !slices.Contains(oldDigests, d) {
-			if err := b.Set(digestKey(kb[:0], &d), []byte(new.ID), nil); err != nil {
-				return fmt.Errorf("keystore: write %s: %w", new.ID, err)
-			}
+	for _, d := range addedDigests(old, new) {
+		if err := b.Set(digestKey(kb[:0], &d), []byte(new.ID), nil); err != nil {
+			return fmt.Errorf("keystore: write %s: %w", new.ID, err)
 		}
 	}
 	if old == nil || old.Subject != new.Subject {
@@ -409,6 +399,19 @@ func stagePut(b *pebble.Batch, old, new *Record) error {
 		return fmt.Errorf("keystore: write %s: %w", new.ID, err)
 	}
 	return nil
+}
+
+// addedDigests returns the digests new is found by that old is not (either
+// may be nil): what a change from old to new adds to the digest index.
+func addedDigests(old, new *Record) []Digest {
+	oldDigests := old.Digests()
+	var added []Digest
+	for _, d := range new.Digests() {
+		if !slices.Contains(oldDigests, d) {
+			added = append(added, d)
+		}
+	}
+	return added
 }
 
 // Digests returns the digests r is found by: its Digest, and its
