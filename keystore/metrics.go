@@ -106,7 +106,7 @@ func newMetrics(entries, negEntries, tokens, subjects, filterBytes func() float6
 	}
 }
 
-// count adds one Lookup outcome.
-func (m *metrics) count(o lookupOutcome) {
-	m.lookups.Add(stripe.Index(), int(o), 1)
+// count adds one Lookup outcome to stripe st (stripe.Index).
+func (m *metrics) count(st uint32, o lookupOutcome) {
+	m.lookups.Add(st, int(o), 1)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/verifyd/verifyd/internal/stripe"
 	"github.com/verifyd/verifyd/rbac"
 )
 
@@ -379,20 +380,21 @@ func (s *Store) Lookup(d Digest) (*Entry, error) {
 func (s *Store) lookup(d *Digest) (*Entry, error) {
 	gen := s.shard(d).Load()
 	key := d.cacheKey()
+	st := stripe.Index() // the metrics stripe of this Lookup's counts
 	if e, ok := s.cache.Get(key); ok && e.gen == gen {
-		s.m.count(lookupHit)
+		s.m.count(st, lookupHit)
 		return e, nil
 	}
-	s.m.count(lookupMiss)
+	s.m.count(st, lookupMiss)
 	if !s.filter.Load().mayContain(d) {
-		s.m.count(lookupFiltered)
+		s.m.count(st, lookupFiltered)
 		return nil, nil
 	}
 	if g, ok := s.neg.Get(key); ok && g == gen {
-		s.m.count(lookupNegHit)
+		s.m.count(st, lookupNegHit)
 		return nil, nil
 	}
-	s.m.count(lookupNegMiss)
+	s.m.count(st, lookupNegMiss)
 
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
