@@ -152,8 +152,8 @@ func benchCacheMemory(b *testing.B, m *millionStore) {
 	b.ReportMetric(n, "cached-keys")
 	b.ReportMetric(float64(after-before)/n, "B/key")
 	runtime.KeepAlive(digests)
-	b.Logf("struct sizes: keystore.Entry %d B (principal %d B inside; the matcher, %d B, is shared by scope list), rbac.Binding %d B",
-		reflect.TypeFor[keystore.Entry]().Size(), reflect.TypeFor[rbac.Principal]().Size(),
+	b.Logf("struct sizes: keystore.Entry %d B (principal %d B inside; its profile, %d B, and matcher, %d B, are shared), rbac.Binding %d B",
+		reflect.TypeFor[keystore.Entry]().Size(), reflect.TypeFor[rbac.Principal]().Size(), reflect.TypeFor[rbac.Profile]().Size(),
 		reflect.TypeFor[rbac.Matcher]().Size(), reflect.TypeFor[rbac.Binding]().Size())
 }
 

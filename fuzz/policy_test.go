@@ -84,8 +84,8 @@ func FuzzPolicyLoad(f *testing.F) {
 		}
 		principals := []*rbac.Principal{
 			nil,
-			{Subject: "alice", Roles: []string{"developer", "admin", "agent"}, ProjectRoles: map[string][]string{"p1": {"project_admin", "publisher"}}},
-			{Subject: "agent-7", Kind: "jwt", Realm: "ecmwf", Roles: []string{"producer", "*"}, Scopes: []string{"mailbox:agent-7:*"}, Grants: rbac.MustCompile("mailbox:agent-7:*")},
+			{Subject: "alice", Profile: &rbac.Profile{Roles: []string{"developer", "admin", "agent"}, ProjectRoles: map[string][]string{"p1": {"project_admin", "publisher"}}}},
+			{Subject: "agent-7", Profile: &rbac.Profile{Kind: "jwt", Realm: "ecmwf", Roles: []string{"producer", "*"}, Scopes: []string{"mailbox:agent-7:*"}, Grants: rbac.MustCompile("mailbox:agent-7:*")}},
 		}
 		scopes := []string{"tool:data:read", "projects/p1/topics/orders:publish", "mailbox:agent-7:read", "streams/mars:write", "streams/public:read", "*", "a"}
 		for _, pr := range principals {

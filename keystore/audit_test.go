@@ -123,7 +123,7 @@ func TestTxnRevocationsAndUpdates(t *testing.T) {
 	if !s.TokenRevoked("jti-1", "", time.Time{}) || s.RevocationGen() == gen {
 		t.Error("the revocation of a Txn is not in effect")
 	}
-	if e := mustLookup(t, s, Sum("a")); e == nil || !e.Revoked {
+	if e := mustLookup(t, s, Sum("a")); e == nil || !e.Revoked() {
 		t.Errorf("the update of a Txn is not visible: %+v", e)
 	}
 	// Digests cannot be shared inside a Txn either.

@@ -36,7 +36,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	_, ok := e.Principal().Allows("mailbox:agent-7:read")
-	fmt.Println(e.Principal().Subject, e.Principal().Kind, ok, e.Revoked)
+	fmt.Println(e.Principal().Subject, e.Principal().Kind, ok, e.Revoked())
 
 	if _, err := s.Update(ctx, "QUJDREVGR0hJSktMTU5PUA", func(r *keystore.Record) error {
 		r.RevokedAt = time.Now()
@@ -45,7 +45,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	e, _ = s.Lookup(keystore.Sum(token))
-	fmt.Println("revoked:", e.Revoked)
+	fmt.Println("revoked:", e.Revoked())
 	// Output:
 	// agent-7 agent true false
 	// revoked: true

@@ -129,7 +129,7 @@ func TestFaultDiskFull(t *testing.T) {
 	// either), and revocation checks.
 	for i := range n {
 		e := mustLookup(t, s, Sum(fmt.Sprint("t", i)))
-		if e == nil || e.Revoked != (i%4 == 0) {
+		if e == nil || e.Revoked() != (i%4 == 0) {
 			t.Fatalf("record %d on a full disk: %+v", i, e)
 		}
 		s.Touch(e, time.Now())
@@ -165,7 +165,7 @@ func TestFaultDiskFull(t *testing.T) {
 	disk.set(false)
 	s = openMem(t, opts)
 	for i := range n {
-		if e := mustLookup(t, s, Sum(fmt.Sprint("t", i))); e == nil || e.Revoked != (i%4 == 0) {
+		if e := mustLookup(t, s, Sum(fmt.Sprint("t", i))); e == nil || e.Revoked() != (i%4 == 0) {
 			t.Errorf("record %d after reopening: %+v", i, e)
 		}
 	}
@@ -398,8 +398,8 @@ func TestFaultCorruptStore(t *testing.T) {
 					failedReads++
 				case e == nil:
 					t.Errorf("damage at %.0f%%: record %d reads as unknown", at*100, i)
-				case e.Revoked != (i%3 == 0):
-					t.Errorf("damage at %.0f%%: record %d reads with revoked=%v", at*100, i, e.Revoked)
+				case e.Revoked() != (i%3 == 0):
+					t.Errorf("damage at %.0f%%: record %d reads with revoked=%v", at*100, i, e.Revoked())
 				}
 			}
 			s.Close()
@@ -496,7 +496,7 @@ func TestFaultCrashDuringWrites(t *testing.T) {
 				switch {
 				case e == nil:
 					t.Errorf("round %d: acknowledged create %d-%d lost", round, w, i)
-				case i%2 == 0 && !e.Revoked:
+				case i%2 == 0 && !e.Revoked():
 					t.Errorf("round %d: acknowledged revocation of key %d-%d lost", round, w, i)
 				case i%2 == 1 && !s.TokenRevoked(fmt.Sprintf("jti-%d-%d", w, i), "", time.Time{}):
 					t.Errorf("round %d: acknowledged revocation of jti-%d-%d lost", round, w, i)

@@ -368,14 +368,14 @@ func TestApplyReplicatedInvalidatesCache(t *testing.T) {
 	r := feedRecord(t, 1, "tok")
 	mustApplyReplicated(t, s, 1, &ChangeSet{Records: []RecordChange{{New: r}}})
 	for range 2 {
-		if e := mustLookup(t, s, Sum("tok")); e == nil || e.Revoked {
+		if e := mustLookup(t, s, Sum("tok")); e == nil || e.Revoked() {
 			t.Fatalf("Lookup before the revocation = %+v", e)
 		}
 		s.WaitCache()
 	}
 	revoked := changed(t, r, func(r *Record) { r.RevokedAt = t0 })
 	mustApplyReplicated(t, s, 2, &ChangeSet{Records: []RecordChange{{New: revoked}}})
-	if e := mustLookup(t, s, Sum("tok")); e == nil || !e.Revoked {
+	if e := mustLookup(t, s, Sum("tok")); e == nil || !e.Revoked() {
 		t.Errorf("Lookup right after the replicated revocation = %+v, want a revoked entry", e)
 	}
 }

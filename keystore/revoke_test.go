@@ -74,7 +74,7 @@ func TestRevocationIsLinearizable(t *testing.T) {
 						continue
 					}
 					checked.Add(1)
-					if k.rotate && e != nil || !k.rotate && (e == nil || !e.Revoked) {
+					if k.rotate && e != nil || !k.rotate && (e == nil || !e.Revoked()) {
 						if violations.Add(1) <= 5 {
 							t.Errorf("round %d key %s (rotate %v): Lookup after the write returned %+v, principal %+v",
 								round, k.id, k.rotate, e, principalOf(e))

@@ -62,12 +62,10 @@ const genShards = 4096
 // field and nothing reachable from one may be modified. A write to the
 // record makes the store build a new Entry, with no binding.
 type Entry struct {
-	// NotAfter is when the looked-up digest stops being valid: ExpiresAt for
-	// the current digest, the earlier of ExpiresAt and PrevNotAfter for the
-	// previous one. Zero means never.
-	NotAfter time.Time
-	// Revoked reports whether the credential is revoked.
-	Revoked bool
+	// unusual is nil for the usual entry, the current digest of a
+	// credential that is not revoked; see NotAfter and Revoked. Keeping
+	// those two out of the entry keeps it in Go's 96-byte size class.
+	unusual *unusualEntry
 
 	gen      uint64       // generation of the digest's shard when the record was read
 	lastUsed atomic.Int64 // Unix seconds of the last use noted by Touch
@@ -77,10 +75,30 @@ type Entry struct {
 
 	// The principal lives in the entry itself, so that a cache hit touches
 	// one object of its own (a million cached entries do not fit in the CPU
-	// caches); its Scopes and Grants belong to a grantSet shared by every
-	// entry with the same patterns, which stays in them.
+	// caches); its Profile is shared by every entry with the same kind,
+	// roles, scopes and rate limit, and stays in them.
 	principal rbac.Principal
 }
+
+// unusualEntry is what an entry for a previous digest or a revoked
+// credential has in addition.
+type unusualEntry struct {
+	notAfter time.Time
+	revoked  bool
+}
+
+// NotAfter returns when the looked-up digest stops being valid: the
+// credential's ExpiresAt for its current digest, the earlier of ExpiresAt
+// and PrevNotAfter for its previous one. Zero means never.
+func (e *Entry) NotAfter() time.Time {
+	if e.unusual != nil {
+		return e.unusual.notAfter
+	}
+	return e.principal.ExpiresAt
+}
+
+// Revoked reports whether the credential is revoked.
+func (e *Entry) Revoked() bool { return e.unusual != nil && e.unusual.revoked }
 
 // Principal returns the credential's identity: Subject, Kind (as
 // Kind.String), KeyID (the record ID), Roles, ProjectRoles, Scopes,
@@ -479,39 +497,22 @@ func newEntry(r *Record, d Digest, gen uint64) (*Entry, error) {
 	default:
 		return nil, nil
 	}
-	// The entry must not keep the decoded record alive: its strings are
-	// substrings of one copy of the whole encoded value (digests and all).
-	// Patterns, roles and project names are interned, scope lists shared
-	// (grantSet); subject and ID share one small allocation.
-	grants, err := sharedGrants(r.Scopes)
+	// The entry must not keep the decoded record alive: subject and ID
+	// share one new allocation, and the rest is the shared profile.
+	prof, err := sharedProfile(r)
 	if err != nil {
 		return nil, fmt.Errorf("keystore: record %s: %w", r.ID, err)
 	}
 	subjectID := r.Subject + r.ID // a new string: shares nothing with the record
-	var projectRoles map[string][]string
-	if len(r.ProjectRoles) > 0 {
-		projectRoles = make(map[string][]string, len(r.ProjectRoles))
-		for p, roles := range r.ProjectRoles {
-			projectRoles[internString(p)] = internStrings(roles)
-		}
-	}
-	e := &Entry{
-		NotAfter: notAfter,
-		Revoked:  r.Revoked(),
-		gen:      gen,
+	e := &Entry{gen: gen}
+	if d != r.Digest || r.Revoked() {
+		e.unusual = &unusualEntry{notAfter: notAfter, revoked: r.Revoked()}
 	}
 	e.principal = rbac.Principal{
-		Subject:      subjectID[:len(r.Subject)],
-		Kind:         r.Kind.String(),
-		KeyID:        subjectID[len(r.Subject):],
-		Roles:        internStrings(r.Roles),
-		ProjectRoles: projectRoles,
-		Scopes:       grants.scopes,
-		ExpiresAt:    r.ExpiresAt,
-		Grants:       &grants.matcher,
-	}
-	if rl := r.Metadata[MetaRateLimit]; rl != "" {
-		e.principal.RateLimit = internString(rl)
+		Subject:   subjectID[:len(r.Subject)],
+		KeyID:     subjectID[len(r.Subject):],
+		ExpiresAt: r.ExpiresAt,
+		Profile:   prof,
 	}
 	return e, nil
 }

@@ -137,8 +137,8 @@ func TestCreateGetLookup(t *testing.T) {
 	if _, ok := p.Allows("tool:database:read"); ok {
 		t.Error("Allows(tool:database:read) granted")
 	}
-	if !e.NotAfter.Equal(in.ExpiresAt) || e.Revoked {
-		t.Errorf("NotAfter, Revoked = %v, %v", e.NotAfter, e.Revoked)
+	if !e.NotAfter().Equal(in.ExpiresAt) || e.Revoked() {
+		t.Errorf("NotAfter, Revoked = %v, %v", e.NotAfter(), e.Revoked())
 	}
 	s.WaitCache()
 	if again := mustLookup(t, s, Sum("token-1")); again != e {
@@ -245,7 +245,7 @@ func TestUpdate(t *testing.T) {
 			if r, err := s.Get(id(1)); err != nil || r.Version != 1 || r.Revoked() || r.Digest != Sum("a") {
 				t.Fatalf("record after failed Update: %+v, %v", r, err)
 			}
-			if e := mustLookup(t, s, Sum("a")); e == nil || e.Revoked {
+			if e := mustLookup(t, s, Sum("a")); e == nil || e.Revoked() {
 				t.Fatalf("Lookup after failed Update = %+v", e)
 			}
 		})
@@ -266,7 +266,7 @@ func TestUpdate(t *testing.T) {
 	if stored, _ := s.Get(id(1)); !reflect.DeepEqual(stored, got) {
 		t.Errorf("Get = %+v\nUpdate returned %+v", stored, got)
 	}
-	if e := mustLookup(t, s, Sum("a")); e == nil || !e.Revoked {
+	if e := mustLookup(t, s, Sum("a")); e == nil || !e.Revoked() {
 		t.Errorf("Lookup after revoke = %+v, want a revoked entry", e)
 	}
 	got, err = s.Update(ctx, id(1), func(r *Record) error { r.Name = "renamed"; return nil })
@@ -291,7 +291,7 @@ func TestRotation(t *testing.T) {
 	if e := mustLookup(t, s, Sum("v1")); e != nil {
 		t.Errorf("old digest after rotation without grace = %+v, want nil", e)
 	}
-	if e := mustLookup(t, s, Sum("v2")); e == nil || !e.NotAfter.Equal(expires) {
+	if e := mustLookup(t, s, Sum("v2")); e == nil || !e.NotAfter().Equal(expires) {
 		t.Errorf("new digest = %+v, want NotAfter %v", e, expires)
 	}
 
@@ -317,10 +317,10 @@ func TestRotation(t *testing.T) {
 			}); err != nil {
 				t.Fatalf("rotate with grace: %v", err)
 			}
-			if e := mustLookup(t, s, Sum(prev)); e == nil || !e.NotAfter.Equal(tc.wantPrevT) {
+			if e := mustLookup(t, s, Sum(prev)); e == nil || !e.NotAfter().Equal(tc.wantPrevT) {
 				t.Errorf("previous digest = %+v, want NotAfter %v", e, tc.wantPrevT)
 			}
-			if e := mustLookup(t, s, Sum(next)); e == nil || !e.NotAfter.Equal(expires) {
+			if e := mustLookup(t, s, Sum(next)); e == nil || !e.NotAfter().Equal(expires) {
 				t.Errorf("current digest = %+v, want NotAfter %v", e, expires)
 			}
 		})
@@ -586,7 +586,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 			s = openMem(t, opts)
 			for i := range n {
 				e := mustLookup(t, s, Sum(fmt.Sprint("t", i)))
-				if e == nil || e.Revoked != (i%2 == 0) {
+				if e == nil || e.Revoked() != (i%2 == 0) {
 					t.Errorf("record %d after crash: %+v", i, e)
 				}
 			}

@@ -38,7 +38,7 @@ func TestACLsAdmit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice, bob, root, olga := &Principal{Subject: "alice"}, &Principal{Subject: "bob"}, &Principal{Subject: "root"}, &Principal{Subject: "olga"}
+	alice, bob, root, olga := &Principal{Subject: "alice", Profile: &Profile{}}, &Principal{Subject: "bob", Profile: &Profile{}}, &Principal{Subject: "root", Profile: &Profile{}}, &Principal{Subject: "olga", Profile: &Profile{}}
 	for _, tc := range []struct {
 		name  string
 		pr    *Principal
@@ -110,7 +110,7 @@ func TestACLsAdmitAgreesWithDecide(t *testing.T) {
 	}
 	aclScopes := []string{"mqtt/topic/a/secret:subscribe", "mqtt/topic/ops/x:subscribe"}
 	for _, subject := range []string{"alice", "bob", "root", "olga"} {
-		pr := &Principal{Subject: subject}
+		pr := &Principal{Subject: subject, Profile: &Profile{}}
 		b := p.Bind(pr)
 		for range 2000 {
 			scope := "mqtt/topic/" + word("ab/*secrtopx", 10) + ":subscribe"

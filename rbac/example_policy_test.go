@@ -24,7 +24,7 @@ acls:
 	}
 	// Bind once per principal (and cache the binding with it); Decide on
 	// every request.
-	b := p.Bind(&rbac.Principal{Subject: "alice", Kind: "api_key"})
+	b := p.Bind(&rbac.Principal{Subject: "alice", Profile: &rbac.Profile{Kind: "api_key"}})
 	for _, scope := range []string{
 		"tool:data:read",
 		"projects/p2/topics/orders:publish",
@@ -59,7 +59,7 @@ mode: rbac
 roles:
   agent: {scopes: ["mailbox:${sub}:*"]}
 `))
-	fmt.Println(p.Explain(&rbac.Principal{Subject: "agent-7", Roles: []string{"agent"}}, "mailbox:agent-8:read"))
+	fmt.Println(p.Explain(&rbac.Principal{Subject: "agent-7", Profile: &rbac.Profile{Roles: []string{"agent"}}}, "mailbox:agent-8:read"))
 	// Output:
 	// mailbox:agent-8:read for subject agent-7 under mode rbac: deny (no_grant)
 	//   role agent mailbox:${sub}:* -> mailbox:agent-7:*: no match

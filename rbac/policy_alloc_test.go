@@ -20,9 +20,16 @@ streams:
     auth: {required: true, read_roles: {ecmwf: ["*"]}, write_roles: {ecmwf: [producer]}}
 admin_roles: {ecmwf: [admin]}
 `)
-	pr := &Principal{Subject: "u", Realm: "ecmwf", Roles: []string{"agent", "big", "producer"},
-		ProjectRoles: map[string][]string{"p1": {"pub"}, "p2": {"admin"}},
-		Scopes:       []string{"own:scope"}, Grants: MustCompile("own:scope")}
+	pr := &Principal{
+		Subject: "u",
+		Profile: &Profile{
+			Realm:        "ecmwf",
+			Roles:        []string{"agent", "big", "producer"},
+			ProjectRoles: map[string][]string{"p1": {"pub"}, "p2": {"admin"}},
+			Scopes:       []string{"own:scope"},
+			Grants:       MustCompile("own:scope"),
+		},
+	}
 	bindings := []*Binding{p.Bind(pr), p.Bind(nil), DefaultPolicy().Bind(pr), mustParse(t, "mode: none\n").Bind(pr)}
 	scopes := []string{
 		"own:scope", "mailbox:u:read", "mailbox:v:read", "tool:data_x:read", "a:5",

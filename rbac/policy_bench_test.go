@@ -38,7 +38,7 @@ func BenchmarkDecide(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			bd := p.Bind(&Principal{Subject: "bench", Roles: names})
+			bd := p.Bind(&Principal{Subject: "bench", Profile: &Profile{Roles: names}})
 			scopes := benchScopes(size.patterns)
 			allowed := 0
 			b.ReportAllocs()
@@ -64,7 +64,7 @@ func BenchmarkDecideParallel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bd := p.Bind(&Principal{Subject: "bench", Roles: names})
+	bd := p.Bind(&Principal{Subject: "bench", Profile: &Profile{Roles: names}})
 	scopes := benchScopes(10000)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -105,7 +105,7 @@ func BenchmarkPolicyCompile(b *testing.B) {
 	for _, n := range []int{1000, 10000, 100000} {
 		b.Run(fmt.Sprintf("patterns=%d", n), func(b *testing.B) {
 			data, names := benchPolicy(100, n)
-			pr := &Principal{Subject: "bench", Roles: names}
+			pr := &Principal{Subject: "bench", Profile: &Profile{Roles: names}}
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			var before, after runtime.MemStats
@@ -137,7 +137,7 @@ func BenchmarkBind(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Run("memo=warm/roles=50", func(b *testing.B) {
-		pr := &Principal{Subject: "bench", Roles: names, Scopes: []string{"own:*"}, Grants: MustCompile("own:*")}
+		pr := &Principal{Subject: "bench", Profile: &Profile{Roles: names, Scopes: []string{"own:*"}, Grants: MustCompile("own:*")}}
 		p.Bind(pr)
 		b.ReportAllocs()
 		for b.Loop() {
@@ -145,7 +145,7 @@ func BenchmarkBind(b *testing.B) {
 		}
 	})
 	b.Run("memo=warm/roles=1", func(b *testing.B) {
-		pr := &Principal{Subject: "bench", Roles: names[:1]}
+		pr := &Principal{Subject: "bench", Profile: &Profile{Roles: names[:1]}}
 		p.Bind(pr)
 		b.ReportAllocs()
 		for b.Loop() {
@@ -156,7 +156,7 @@ func BenchmarkBind(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			p.Bind(&Principal{Subject: fmt.Sprintf("agent-%d", i), Roles: []string{"agent"}})
+			p.Bind(&Principal{Subject: fmt.Sprintf("agent-%d", i), Profile: &Profile{Roles: []string{"agent"}}})
 			i++
 		}
 	})

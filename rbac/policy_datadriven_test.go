@@ -133,7 +133,7 @@ func lookupPrincipal(t *testing.T, d *datadriven.TestData, principals map[string
 // parsePrincipal builds a principal from "key: value" lines, compiling its
 // scopes the way the keystore does.
 func parsePrincipal(input string) (*Principal, error) {
-	pr := &Principal{}
+	pr := &Principal{Profile: &Profile{}}
 	for _, l := range lines(input) {
 		key, val, ok := strings.Cut(l, ":")
 		if !ok {

@@ -22,7 +22,7 @@ func mustParse(t testing.TB, src string) *Policy {
 }
 
 func principal(subject string, roles ...string) *Principal {
-	return &Principal{Subject: subject, Kind: "api_key", Roles: roles}
+	return &Principal{Subject: subject, Profile: &Profile{Kind: "api_key", Roles: roles}}
 }
 
 // TestExamplePolicy loads the documented example and checks the decisions
@@ -41,7 +41,7 @@ func TestExamplePolicy(t *testing.T) {
 	}
 	checkRoundTrip(t, p)
 	jwt := func(sub, realm string, roles ...string) *Principal {
-		return &Principal{Subject: sub, Kind: "jwt", Realm: realm, Roles: roles}
+		return &Principal{Subject: sub, Profile: &Profile{Kind: "jwt", Realm: realm, Roles: roles}}
 	}
 	cases := []struct {
 		name  string
@@ -307,7 +307,7 @@ func TestDefaultPolicy(t *testing.T) {
 	if p.Mode() != DenyAll {
 		t.Fatalf("mode %v", p.Mode())
 	}
-	pr := &Principal{Subject: "a", Roles: []string{"admin"}, Scopes: []string{"tool:data:*"}, Grants: MustCompile("tool:data:*")}
+	pr := &Principal{Subject: "a", Profile: &Profile{Roles: []string{"admin"}, Scopes: []string{"tool:data:*"}, Grants: MustCompile("tool:data:*")}}
 	b := p.Bind(pr)
 	if d := b.Decide("tool:data:read"); !d.Allowed || d.Role != "" || d.Pattern != "tool:data:*" {
 		t.Errorf("own scope: %v", d)
@@ -342,11 +342,11 @@ func TestModeNone(t *testing.T) {
 // valid scopes are compiled at Bind, the invalid ones ignored.
 func TestOwnScopesWithoutGrants(t *testing.T) {
 	p := mustParse(t, "mode: rbac\n")
-	b := p.Bind(&Principal{Subject: "a", Scopes: []string{"a:*", "bad::pattern"}})
+	b := p.Bind(&Principal{Subject: "a", Profile: &Profile{Scopes: []string{"a:*", "bad::pattern"}}})
 	if d := b.Decide("a:b"); !d.Allowed || d.Pattern != "a:*" {
 		t.Errorf("got %v", d)
 	}
-	e := p.Explain(&Principal{Subject: "a", Scopes: []string{"a:*", "bad::pattern"}}, "a:b")
+	e := p.Explain(&Principal{Subject: "a", Profile: &Profile{Scopes: []string{"a:*", "bad::pattern"}}}, "a:b")
 	if len(e.Steps) != 2 || e.Steps[1].Note != "invalid pattern, ignored" {
 		t.Errorf("explain %v", e)
 	}
@@ -355,7 +355,7 @@ func TestOwnScopesWithoutGrants(t *testing.T) {
 func TestBindDoesNotModifyPrincipal(t *testing.T) {
 	p := mustParse(t, "mode: rbac\nroles:\n  r: {scopes: [\"projects/${project}:x\"]}\nsubjects:\n  a: {roles: [r], projects: {p1: [r]}}\n")
 	roles := []string{"z", "r", "a"}
-	pr := &Principal{Subject: "a", Roles: roles, ProjectRoles: map[string][]string{"p2": {"r", "b"}}}
+	pr := &Principal{Subject: "a", Profile: &Profile{Roles: roles, ProjectRoles: map[string][]string{"p2": {"r", "b"}}}}
 	p.Bind(pr)
 	if strings.Join(pr.Roles, ",") != "z,r,a" || strings.Join(pr.ProjectRoles["p2"], ",") != "r,b" || len(pr.ProjectRoles) != 1 {
 		t.Errorf("Bind modified the principal: %+v", pr)
@@ -386,8 +386,8 @@ roles:
 	if x.set == y.set {
 		t.Error("two agents share a set although ${sub} differs")
 	}
-	r1 := p.Bind(&Principal{Subject: "r1", Realm: "e", Roles: []string{"realmy"}})
-	r2 := p.Bind(&Principal{Subject: "r2", Realm: "e", Roles: []string{"realmy"}})
+	r1 := p.Bind(&Principal{Subject: "r1", Profile: &Profile{Realm: "e", Roles: []string{"realmy"}}})
+	r2 := p.Bind(&Principal{Subject: "r2", Profile: &Profile{Realm: "e", Roles: []string{"realmy"}}})
 	if r1.set != r2.set || !r1.Decide("realms/e:read").Allowed || r1.Decide("realms/f:read").Allowed {
 		t.Error("realm templates")
 	}
@@ -426,7 +426,7 @@ acls:
 			defer wg.Done()
 			for i := range 200 {
 				sub := fmt.Sprintf("u%d", (g*7+i)%13)
-				pr := &Principal{Subject: sub, Roles: []string{"agent"}, ProjectRoles: map[string][]string{"p1": {"pub"}}}
+				pr := &Principal{Subject: sub, Profile: &Profile{Roles: []string{"agent"}, ProjectRoles: map[string][]string{"p1": {"pub"}}}}
 				b := p.Bind(pr)
 				if !b.Decide("mailbox:" + sub + ":x").Allowed {
 					t.Errorf("%s: own mailbox denied", sub)
@@ -540,7 +540,7 @@ func TestExplainCompiledGrantsOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := p.Explain(&Principal{Subject: "s", Grants: empty}, "a:b")
+	e := p.Explain(&Principal{Subject: "s", Profile: &Profile{Grants: empty}}, "a:b")
 	if len(e.Steps) != 1 || e.Steps[0].Kind != "mode" {
 		t.Errorf("no own scopes: steps %+v", e.Steps)
 	}
@@ -548,7 +548,7 @@ func TestExplainCompiledGrantsOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e = p.Explain(&Principal{Subject: "s", Grants: some}, "a:b")
+	e = p.Explain(&Principal{Subject: "s", Profile: &Profile{Grants: some}}, "a:b")
 	if len(e.Steps) != 2 || e.Steps[1].Kind != "own" || !e.Steps[1].Matched || e.Steps[1].Pattern != "a:*" || !e.Decision.Allowed {
 		t.Errorf("compiled grants only: %+v", e)
 	}

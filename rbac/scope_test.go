@@ -160,14 +160,14 @@ func TestNilAndZeroMatcherMatchNothing(t *testing.T) {
 }
 
 func TestPrincipalAllows(t *testing.T) {
-	p := &Principal{Scopes: []string{"mailbox:alice:*"}, Grants: MustCompile("mailbox:alice:*")}
+	p := &Principal{Profile: &Profile{Scopes: []string{"mailbox:alice:*"}, Grants: MustCompile("mailbox:alice:*")}}
 	if g, ok := p.Allows("mailbox:alice:read"); !ok || g != "mailbox:alice:*" {
 		t.Errorf("Allows own mailbox = %q, %v", g, ok)
 	}
 	if _, ok := p.Allows("mailbox:bob:read"); ok {
 		t.Error("Allows another mailbox")
 	}
-	if _, ok := (&Principal{}).Allows("x"); ok {
+	if _, ok := (&Principal{Profile: &Profile{}}).Allows("x"); ok {
 		t.Error("principal without grants allowed a scope")
 	}
 }

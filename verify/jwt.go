@@ -262,20 +262,23 @@ func (g *grantMemo) compile(scopes []string) *rbac.Matcher {
 	return m
 }
 
-// jwtPrincipal builds the principal of a verified token.
+// jwtPrincipal builds the principal of a verified token: the Principal and
+// its Profile, which is the token's own, in one allocation.
 func (v *Verifier) jwtPrincipal(c *jwt.Claims, key *jwt.Key) *rbac.Principal {
-	grants := v.grants.compile(c.Scopes)
-	return &rbac.Principal{
-		Subject:   c.Subject,
-		Kind:      "jwt",
-		KeyID:     c.ID,
-		Source:    key.Profile().Source,
-		Realm:     c.Realm,
-		Roles:     c.Roles,
-		Scopes:    c.Scopes,
-		ExpiresAt: c.ExpiresAt,
-		Grants:    grants,
+	pp := &struct {
+		rbac.Principal
+		profile rbac.Profile
+	}{}
+	pp.profile = rbac.Profile{
+		Kind:   "jwt",
+		Source: key.Profile().Source,
+		Realm:  c.Realm,
+		Roles:  c.Roles,
+		Scopes: c.Scopes,
+		Grants: v.grants.compile(c.Scopes),
 	}
+	pp.Principal = rbac.Principal{Subject: c.Subject, KeyID: c.ID, ExpiresAt: c.ExpiresAt, Profile: &pp.profile}
+	return &pp.Principal
 }
 
 // jwtReason maps a front-end refusal to its reason.

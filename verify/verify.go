@@ -240,15 +240,15 @@ func (v *Verifier) verify(token, scope string, start time.Time) (Result, credent
 			return Result{Reason: Unknown}, f
 		}
 	}
-	if e.Revoked {
+	if e.Revoked() {
 		return Result{Reason: Revoked}, f
 	}
-	now := v.now(start)
-	if !e.NotAfter.IsZero() && !now.Before(e.NotAfter) {
+	now, notAfter := v.now(start), e.NotAfter()
+	if !notAfter.IsZero() && !now.Before(notAfter) {
 		return Result{Reason: Expired}, f
 	}
 	v.store.Touch(e, now)
-	return v.answer(e.Principal(), e, e.NotAfter, now, scope), f
+	return v.answer(e.Principal(), e, notAfter, now, scope), f
 }
 
 // bindable is a cache entry that keeps its principal bound against the

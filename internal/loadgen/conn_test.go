@@ -31,7 +31,7 @@ func (f *fakeVerifier) Verify(token, scope string) verify.Result {
 	case !ok:
 		return verify.Result{Reason: verify.Unknown}
 	}
-	r := verify.Result{Reason: verify.OK, Principal: &rbac.Principal{Subject: sub, Kind: "api_key"}}
+	r := verify.Result{Reason: verify.OK, Principal: &rbac.Principal{Subject: sub, Profile: &rbac.Profile{Kind: "api_key"}}}
 	if scope != DefaultScope {
 		r.Reason = verify.Forbidden
 	}

@@ -278,9 +278,11 @@ func (s *Server) explainPolicy(ctx *fasthttp.RequestCtx) {
 			s.answerError(ctx, err)
 			return
 		}
-		pr = &rbac.Principal{Subject: rec.Subject, Kind: rec.Kind.String(), KeyID: rec.ID, Roles: rec.Roles, ProjectRoles: rec.ProjectRoles, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt}
+		pr = &rbac.Principal{Subject: rec.Subject, KeyID: rec.ID, ExpiresAt: rec.ExpiresAt, Profile: &rbac.Profile{
+			Kind: rec.Kind.String(), Roles: rec.Roles, ProjectRoles: rec.ProjectRoles, Scopes: rec.Scopes,
+		}}
 	} else if subject != "" {
-		pr = &rbac.Principal{Subject: subject, Realm: realm}
+		pr = &rbac.Principal{Subject: subject, Profile: &rbac.Profile{Realm: realm}}
 		if project != "" {
 			pr.ProjectRoles = map[string][]string{project: roles}
 		} else {

@@ -267,7 +267,7 @@ func TestPolicyExplain(t *testing.T) {
 	if code != 200 || e.Mode != "rbac" || e.Subject != "A" || e.Decision.Allowed || e.Decision.Reason != "not_on_acl" {
 		t.Fatalf("%d %+v", code, e)
 	}
-	want := s.v.Policy().Explain(&rbac.Principal{Subject: "A"}, "projects/p2/topics/payroll:publish")
+	want := s.v.Policy().Explain(&rbac.Principal{Subject: "A", Profile: &rbac.Profile{}}, "projects/p2/topics/payroll:publish")
 	if e.Text != want.String() || len(e.Steps) != len(want.Steps) {
 		t.Errorf("text:\n%s\nwant:\n%s", e.Text, want.String())
 	}

@@ -104,12 +104,18 @@ func TestVerifyAnswersMatchEncodingJSON(t *testing.T) {
 		paris = time.FixedZone("CEST", 2*3600)
 	}
 	full := &rbac.Principal{
-		Subject: "alice", Kind: "jwt", KeyID: "k-1", Source: "idp", Realm: "emea",
-		Roles:        []string{"publisher", "viewer"},
-		Scopes:       []string{"tool:data:*", "mailbox:alice:*"},
-		ProjectRoles: map[string][]string{"p2": {"viewer"}, "p1": {"publisher", "admin"}, "P0": nil, "<&>": {}},
+		Subject: "alice",
+		KeyID:   "k-1",
+		Profile: &rbac.Profile{
+			Kind:         "jwt",
+			Source:       "idp",
+			Realm:        "emea",
+			Roles:        []string{"publisher", "viewer"},
+			Scopes:       []string{"tool:data:*", "mailbox:alice:*"},
+			ProjectRoles: map[string][]string{"p2": {"viewer"}, "p1": {"publisher", "admin"}, "P0": nil, "<&>": {}},
+		},
 	}
-	minimal := &rbac.Principal{Subject: "bob", Kind: "api_key", KeyID: "k-2"}
+	minimal := &rbac.Principal{Subject: "bob", KeyID: "k-2", Profile: &rbac.Profile{Kind: "api_key"}}
 	cases := map[string]verify.Result{
 		"allowed, every member": {
 			Reason: verify.OK, Principal: full,
@@ -123,7 +129,7 @@ func TestVerifyAnswersMatchEncodingJSON(t *testing.T) {
 		},
 		"allowed, no scope": {Reason: verify.OK, Principal: minimal, ExpiresAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), CacheTTL: time.Second},
 		"allowed, whole-second expiry, odd TTL": {
-			Reason: verify.OK, Principal: &rbac.Principal{Subject: "c", Kind: "pat", KeyID: "k", Roles: []string{}},
+			Reason: verify.OK, Principal: &rbac.Principal{Subject: "c", KeyID: "k", Profile: &rbac.Profile{Kind: "pat", Roles: []string{}}},
 			ExpiresAt: time.Date(2030, 6, 1, 12, 0, 0, 120000000, time.UTC), CacheTTL: 1500 * time.Microsecond,
 		},
 		"allowed, no caching": {Reason: verify.OK, Principal: minimal, CacheTTL: -time.Second},
@@ -146,8 +152,16 @@ func TestVerifyAnswersMatchEncodingJSON(t *testing.T) {
 		cases["strings "+s] = verify.Result{
 			Reason: verify.OK,
 			Principal: &rbac.Principal{
-				Subject: s, Kind: s, KeyID: s, Source: s, Realm: s, Roles: []string{s, s}, Scopes: []string{s},
-				ProjectRoles: map[string][]string{s: {s}, nasty[(i+1)%len(nasty)]: {s}},
+				Subject: s,
+				KeyID:   s,
+				Profile: &rbac.Profile{
+					Kind:         s,
+					Source:       s,
+					Realm:        s,
+					Roles:        []string{s, s},
+					Scopes:       []string{s},
+					ProjectRoles: map[string][]string{s: {s}, nasty[(i+1)%len(nasty)]: {s}},
+				},
 			},
 			Decision: rbac.Decision{Allowed: true, Reason: rbac.Granted, Role: s, Project: s, Pattern: s},
 		}

@@ -188,7 +188,7 @@ acls:
 }
 
 func principal(subject string, roles []string, scopes ...string) *rbac.Principal {
-	pr := &rbac.Principal{Subject: subject, Kind: "api_key", Roles: roles, Scopes: scopes}
+	pr := &rbac.Principal{Subject: subject, Profile: &rbac.Profile{Kind: "api_key", Roles: roles, Scopes: scopes}}
 	var valid []string
 	for _, s := range scopes {
 		if rbac.ValidatePattern(s) == nil {

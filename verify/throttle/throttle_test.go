@@ -62,7 +62,7 @@ func (f *fakeVerifier) callCount() int {
 
 // valid is the answer for a valid credential of key id id.
 func valid(id string, roles ...string) verify.Result {
-	return verify.Result{Reason: verify.OK, Principal: &rbac.Principal{Subject: "s-" + id, Kind: "api_key", KeyID: id, Roles: roles}}
+	return verify.Result{Reason: verify.OK, Principal: &rbac.Principal{Subject: "s-" + id, KeyID: id, Profile: &rbac.Profile{Kind: "api_key", Roles: roles}}}
 }
 
 // Two PATs: the same id prefix pattern a PAT token has, with canonical
@@ -186,7 +186,7 @@ func TestOnlyGuessingCounts(t *testing.T) {
 			f := newFixture(t, nil)
 			f.v.answers["tok"] = verify.Result{Reason: reason}
 			if reason == verify.OK || reason == verify.Forbidden {
-				f.v.answers["tok"] = verify.Result{Reason: reason, Principal: &rbac.Principal{KeyID: "k"}}
+				f.v.answers["tok"] = verify.Result{Reason: reason, Principal: &rbac.Principal{KeyID: "k", Profile: &rbac.Profile{}}}
 			}
 			src := addr("192.0.2.7")
 			for i := 0; i < 5; i++ {
@@ -320,7 +320,7 @@ func TestCredentialRateLimit(t *testing.T) {
 func TestJWTBuckets(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.RoleRateLimits = map[string]string{"r": "1/m"} })
 	jwt := func(source, jti, sub string) verify.Result {
-		return verify.Result{Reason: verify.OK, Principal: &rbac.Principal{Kind: "jwt", Source: source, KeyID: jti, Subject: sub, Roles: []string{"r"}}}
+		return verify.Result{Reason: verify.OK, Principal: &rbac.Principal{KeyID: jti, Subject: sub, Profile: &rbac.Profile{Kind: "jwt", Source: source, Roles: []string{"r"}}}}
 	}
 	f.v.answers["t1"] = jwt("idp", "j1", "alice")
 	f.v.answers["t1-again"] = jwt("idp", "j1", "alice") // the same jti: the same bucket
