@@ -85,6 +85,11 @@
 // before it, even through ristretto's asynchronous Set buffer. The argument
 // is given at [Store.Lookup].
 //
+// A cached [Entry] is small (96 bytes): its principal's own part (subject,
+// record ID, expiry) and a pointer to an [rbac.Profile] (kind, roles,
+// scopes with their compiled matcher, rate limit) shared by every cached
+// entry whose record has the same ones, and collected once none does.
+//
 // # JWT revocations
 //
 // JWTs are revoked by jti ([Store.RevokeToken]) or by subject and a
