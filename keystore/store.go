@@ -215,12 +215,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		func() float64 { return float64(s.neg.MaxCost() - s.neg.RemainingCost()) },
 		func() float64 { n, _ := s.revocationCounts(); return float64(n) },
 		func() float64 { _, n := s.revocationCounts(); return float64(n) },
-		func() float64 {
-			if f := s.filter.Load(); f != nil {
-				return float64(f.sizeBytes())
-			}
-			return 0
-		},
+		func() float64 { return float64(s.filter.Load().sizeBytes()) }, // 0 when disabled
 	)
 	if o.Registerer != nil {
 		for _, c := range s.m.collectors {
@@ -488,12 +483,14 @@ func (s *Store) digestID(d *Digest) (id string, ok bool, err error) {
 // newEntry builds the entry for digest d of record r, or returns nil when r
 // does not list d.
 func newEntry(r *Record, d Digest, gen uint64) (*Entry, error) {
-	var notAfter time.Time
+	e := &Entry{gen: gen}
 	switch {
 	case d == r.Digest:
-		notAfter = r.ExpiresAt
+		if r.Revoked() {
+			e.unusual = &unusualEntry{notAfter: r.ExpiresAt, revoked: true}
+		}
 	case d == r.PrevDigest && !d.IsZero():
-		notAfter = earliest(r.ExpiresAt, r.PrevNotAfter)
+		e.unusual = &unusualEntry{notAfter: earliest(r.ExpiresAt, r.PrevNotAfter), revoked: r.Revoked()}
 	default:
 		return nil, nil
 	}
@@ -504,10 +501,6 @@ func newEntry(r *Record, d Digest, gen uint64) (*Entry, error) {
 		return nil, fmt.Errorf("keystore: record %s: %w", r.ID, err)
 	}
 	subjectID := r.Subject + r.ID // a new string: shares nothing with the record
-	e := &Entry{gen: gen}
-	if d != r.Digest || r.Revoked() {
-		e.unusual = &unusualEntry{notAfter: notAfter, revoked: r.Revoked()}
-	}
 	e.principal = rbac.Principal{
 		Subject:   subjectID[:len(r.Subject)],
 		KeyID:     subjectID[len(r.Subject):],
